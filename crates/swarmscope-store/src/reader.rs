@@ -1,0 +1,343 @@
+//! The read side: a small pool of read-only connections. In WAL mode readers
+//! see the last committed state and never wait for the writer. Every method
+//! blocks; async callers run them with `spawn_blocking`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
+use serde_json::{Map, Value};
+use swarmscope_model::{id, Span, SpanEvent, SpanKind, SpanStatus};
+
+use crate::error::StoreError;
+use crate::query::{Cursor, StatusFilter, TraceDetail, TraceFilter, TraceLookup, TracePage, TraceSummary};
+use crate::schema::open_read_connection;
+
+/// Idle connections kept for reuse.
+const POOL_SIZE: usize = 8;
+
+/// Size and content counts of the database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Tenants seen.
+    pub tenants: i64,
+    /// Traces stored.
+    pub traces: i64,
+    /// Spans stored.
+    pub spans: i64,
+    /// Bytes used by the main database file (pages in use × page size).
+    pub db_bytes: i64,
+    /// Bytes in the write-ahead log file.
+    pub wal_bytes: i64,
+}
+
+/// Read access to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Reader {
+    inner: Arc<ReaderInner>,
+}
+
+struct ReaderInner {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+const SUMMARY_COLUMNS: &str = "t.id, tn.name, t.trace_id, t.root_name, t.start_ns, t.end_ns, \
+     t.span_count, t.error_count, t.ticket_id, t.agent_id, t.vm_id, t.service";
+
+fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, TraceSummary)> {
+    let trace_id: Vec<u8> = row.get(2)?;
+    Ok((
+        row.get(0)?,
+        TraceSummary {
+            tenant_id: row.get(1)?,
+            trace_id: id::decode(&trace_id).unwrap_or_default(),
+            root_name: row.get(3)?,
+            start_ns: row.get(4)?,
+            end_ns: row.get(5)?,
+            span_count: row.get(6)?,
+            error_count: row.get(7)?,
+            ticket_id: row.get(8)?,
+            agent_id: row.get(9)?,
+            vm_id: row.get(10)?,
+            service: row.get(11)?,
+        },
+    ))
+}
+
+/// Undoes the writer's "NULL means as the trace, '' means none" encoding.
+fn inherit(own: Option<String>, trace: &Option<String>) -> Option<String> {
+    match own {
+        None => trace.clone(),
+        Some(s) if s.is_empty() => None,
+        Some(s) => Some(s),
+    }
+}
+
+fn parse_object(text: Option<String>, what: &str) -> Result<Map<String, Value>, StoreError> {
+    match text {
+        None => Ok(Map::new()),
+        Some(t) => match serde_json::from_str(&t) {
+            Ok(Value::Object(m)) => Ok(m),
+            _ => Err(StoreError::Corrupt(format!("{what} is not a JSON object"))),
+        },
+    }
+}
+
+fn parse_events(text: Option<String>) -> Result<Vec<SpanEvent>, StoreError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let corrupt = || StoreError::Corrupt("events are not a JSON array".into());
+    let Ok(Value::Array(items)) = serde_json::from_str::<Value>(&text) else {
+        return Err(corrupt());
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            let Value::Object(mut m) = item else {
+                return Err(corrupt());
+            };
+            let name = match m.remove("n") {
+                Some(Value::String(s)) => s,
+                _ => return Err(corrupt()),
+            };
+            let time_ns = m.get("t").and_then(Value::as_i64).ok_or_else(corrupt)?;
+            let attributes = match m.remove("a") {
+                Some(Value::Object(a)) => a,
+                _ => Map::new(),
+            };
+            Ok(SpanEvent {
+                name,
+                time_ns,
+                attributes,
+            })
+        })
+        .collect()
+}
+
+impl Reader {
+    pub(crate) fn new(path: PathBuf) -> Reader {
+        Reader {
+            inner: Arc::new(ReaderInner {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_read_connection(&self.inner.path)?,
+        };
+        let result = f(&conn);
+        let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < POOL_SIZE {
+            idle.push(conn);
+        }
+        result
+    }
+
+    /// Looks a trace up by id. With `tenant_id`, only that tenant's trace is
+    /// visible: another tenant's trace reads as [`TraceLookup::NotFound`].
+    pub fn get_trace(&self, tenant_id: Option<&str>, trace_id: &str) -> Result<TraceLookup, StoreError> {
+        self.with_conn(|conn| {
+            let key = id::encode(trace_id);
+            let mut sql = format!(
+                "SELECT {SUMMARY_COLUMNS} FROM traces t JOIN tenants tn ON tn.id = t.tenant
+                 WHERE t.trace_id = ?1"
+            );
+            let mut params = vec![SqlValue::Blob(key)];
+            if let Some(tenant) = tenant_id {
+                sql.push_str(" AND tn.name = ?2");
+                params.push(SqlValue::Text(tenant.to_owned()));
+            }
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let found = stmt
+                .query_map(params_from_iter(params), summary_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let (row, summary) = match found.len() {
+                0 => return Ok(TraceLookup::NotFound),
+                1 => found.into_iter().next().ok_or_else(|| StoreError::Corrupt("lost row".into()))?,
+                _ => {
+                    return Ok(TraceLookup::Ambiguous(
+                        found.into_iter().map(|(_, s)| s.tenant_id).collect(),
+                    ))
+                }
+            };
+            let spans = load_spans(conn, row, &summary)?;
+            Ok(TraceLookup::Found(TraceDetail { summary, spans }))
+        })
+    }
+
+    /// Searches trace summaries, newest first.
+    pub fn list_traces(&self, filter: &TraceFilter) -> Result<TracePage, StoreError> {
+        self.with_conn(|conn| {
+            let mut sql = format!(
+                "SELECT {SUMMARY_COLUMNS} FROM traces t JOIN tenants tn ON tn.id = t.tenant WHERE 1 = 1"
+            );
+            let mut params: Vec<SqlValue> = Vec::new();
+            let mut push = |sql: &mut String, clause: &str, value: SqlValue| {
+                params.push(value);
+                sql.push_str(&clause.replace('?', &format!("?{}", params.len())));
+            };
+            if let Some(t) = &filter.tenant_id {
+                push(&mut sql, " AND t.tenant = (SELECT id FROM tenants WHERE name = ?)", SqlValue::Text(t.clone()));
+            }
+            if let Some(v) = &filter.ticket_id {
+                push(&mut sql, " AND t.ticket_id = ?", SqlValue::Text(v.clone()));
+            }
+            if let Some(v) = &filter.agent_id {
+                push(&mut sql, " AND t.agent_id = ?", SqlValue::Text(v.clone()));
+            }
+            match filter.status {
+                Some(StatusFilter::Error) => sql.push_str(" AND t.error_count > 0"),
+                Some(StatusFilter::Ok) => sql.push_str(" AND t.error_count = 0"),
+                None => {}
+            }
+            if let Some(v) = filter.min_duration_ns {
+                push(&mut sql, " AND t.end_ns - t.start_ns >= ?", SqlValue::Integer(v));
+            }
+            if let Some(v) = filter.since_ns {
+                push(&mut sql, " AND t.start_ns >= ?", SqlValue::Integer(v));
+            }
+            if let Some(v) = filter.until_ns {
+                push(&mut sql, " AND t.start_ns < ?", SqlValue::Integer(v));
+            }
+            if let Some(c) = filter.cursor {
+                push(&mut sql, " AND (t.start_ns < ?", SqlValue::Integer(c.start_ns));
+                push(&mut sql, " OR (t.start_ns = ?", SqlValue::Integer(c.start_ns));
+                push(&mut sql, " AND t.id < ?))", SqlValue::Integer(c.row));
+            }
+            if let Some(v) = &filter.name {
+                push(
+                    &mut sql,
+                    " AND EXISTS (SELECT 1 FROM spans s WHERE s.trace = t.id AND s.name = ?)",
+                    SqlValue::Text(v.clone()),
+                );
+            }
+            let limit = filter.limit.max(1);
+            push(&mut sql, " ORDER BY t.start_ns DESC, t.id DESC LIMIT ?", SqlValue::Integer(limit as i64 + 1));
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt
+                .query_map(params_from_iter(params), summary_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let more = rows.len() > limit;
+            rows.truncate(limit);
+            let next_cursor = if more {
+                rows.last().map(|(row, s)| Cursor {
+                    start_ns: s.start_ns,
+                    row: *row,
+                })
+            } else {
+                None
+            };
+            Ok(TracePage {
+                traces: rows.into_iter().map(|(_, s)| s).collect(),
+                next_cursor,
+            })
+        })
+    }
+
+    /// Counts and sizes, for `/api/stats` and benchmarks.
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let wal_path = {
+            let mut p = self.inner.path.clone().into_os_string();
+            p.push("-wal");
+            PathBuf::from(p)
+        };
+        let wal_bytes = std::fs::metadata(&wal_path).map(|m| m.len() as i64).unwrap_or(0);
+        self.with_conn(|conn| {
+            let (traces, spans): (i64, i64) = conn.query_row(
+                "SELECT count(*), coalesce(sum(span_count), 0) FROM traces",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let tenants: i64 = conn.query_row("SELECT count(*) FROM tenants", [], |r| r.get(0))?;
+            let page_count: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+            let free: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+            let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            Ok(StoreStats {
+                tenants,
+                traces,
+                spans,
+                db_bytes: (page_count - free) * page_size,
+                wal_bytes,
+            })
+        })
+    }
+
+    /// Every tenant name that has data, sorted.
+    pub fn tenants(&self) -> Result<Vec<String>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT name FROM tenants ORDER BY name")?;
+            let names = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+            Ok(names)
+        })
+    }
+
+    /// Whether a span with this id is stored in this tenant's trace.
+    pub fn has_span(&self, tenant_id: &str, trace_id: &str, span_id: &str) -> Result<bool, StoreError> {
+        self.with_conn(|conn| {
+            let found = conn
+                .prepare_cached(
+                    "SELECT 1 FROM spans s JOIN traces t ON t.id = s.trace JOIN tenants tn ON tn.id = t.tenant
+                     WHERE t.trace_id = ?1 AND tn.name = ?2 AND s.span_id = ?3",
+                )?
+                .query_row(
+                    rusqlite::params![id::encode(trace_id), tenant_id, id::encode(span_id)],
+                    |_| Ok(()),
+                )
+                .optional()?;
+            Ok(found.is_some())
+        })
+    }
+}
+
+fn load_spans(conn: &Connection, trace_row: i64, summary: &TraceSummary) -> Result<Vec<Span>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT span_id, parent_id, name, kind, status, status_message, start_ns, end_ns,
+                ticket_id, agent_id, vm_id, service, attributes, events
+         FROM spans WHERE trace = ?1 ORDER BY start_ns, rowid",
+    )?;
+    let mut rows = stmt.query([trace_row])?;
+    let mut spans = Vec::new();
+    while let Some(r) = rows.next()? {
+        let span_id: Vec<u8> = r.get(0)?;
+        let parent: Option<Vec<u8>> = r.get(1)?;
+        let bad_id = || StoreError::Corrupt("undecodable id".into());
+        spans.push(Span {
+            tenant_id: summary.tenant_id.clone(),
+            trace_id: summary.trace_id.clone(),
+            span_id: id::decode(&span_id).ok_or_else(bad_id)?,
+            parent_span_id: match parent {
+                Some(p) => Some(id::decode(&p).ok_or_else(bad_id)?),
+                None => None,
+            },
+            name: r.get(2)?,
+            kind: SpanKind::from_code(r.get(3)?),
+            status: SpanStatus::from_code(r.get(4)?),
+            status_message: r.get(5)?,
+            start_ns: r.get(6)?,
+            end_ns: r.get(7)?,
+            ticket_id: inherit(r.get(8)?, &summary.ticket_id),
+            agent_id: inherit(r.get(9)?, &summary.agent_id),
+            vm_id: inherit(r.get(10)?, &summary.vm_id),
+            service: inherit(r.get(11)?, &summary.service),
+            attributes: parse_object(r.get(12)?, "attributes")?,
+            events: parse_events(r.get(13)?)?,
+        });
+    }
+    Ok(spans)
+}

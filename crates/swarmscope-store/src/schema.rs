@@ -1,0 +1,148 @@
+//! The schema, its versioned migrations, and connection settings.
+//!
+//! The seed's `agent_traces` table keyed every span by a random UUID and kept
+//! four secondary indexes on it; each random-key index costs an insert a disk
+//! seek's worth of B-tree work and ~100 bytes. Here spans are keyed by
+//! `(trace, span_id)` where `trace` is the integer row id of a per-trace
+//! summary row, so span inserts append at the end of the index, and the seed's
+//! ticket, agent and start-time lookups live on the much smaller `traces`
+//! table (one row per trace, not per span). See docs/design.md for the
+//! measurements behind it.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::StoreError;
+
+/// Migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: tenants, per-trace summaries, spans.
+    r#"
+    CREATE TABLE tenants (
+        id   INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    );
+
+    -- One row per (tenant, trace): the trace's summary, kept current at ingest,
+    -- and the anchor its spans hang from. Ticket, agent, vm and service are the
+    -- values of the trace's first stored span; spans store their own value only
+    -- when it differs ('' meaning none).
+    CREATE TABLE traces (
+        id            INTEGER PRIMARY KEY,
+        tenant        INTEGER NOT NULL,
+        trace_id      BLOB NOT NULL,
+        start_ns      INTEGER NOT NULL,
+        end_ns        INTEGER NOT NULL,
+        root_name     TEXT,
+        root_start_ns INTEGER,
+        span_count    INTEGER NOT NULL DEFAULT 0,
+        error_count   INTEGER NOT NULL DEFAULT 0,
+        ticket_id     TEXT,
+        agent_id      TEXT,
+        vm_id         TEXT,
+        service       TEXT
+    );
+    CREATE UNIQUE INDEX traces_by_trace_id ON traces(trace_id, tenant);
+    CREATE INDEX traces_by_tenant_start ON traces(tenant, start_ns);
+    CREATE INDEX traces_by_start ON traces(start_ns);
+    CREATE INDEX traces_by_ticket ON traces(ticket_id, start_ns) WHERE ticket_id IS NOT NULL;
+    CREATE INDEX traces_by_agent ON traces(agent_id, start_ns) WHERE agent_id IS NOT NULL;
+
+    CREATE TABLE spans (
+        trace          INTEGER NOT NULL,
+        span_id        BLOB NOT NULL,
+        parent_id      BLOB,
+        name           TEXT NOT NULL,
+        kind           INTEGER NOT NULL,
+        status         INTEGER NOT NULL,
+        status_message TEXT,
+        start_ns       INTEGER NOT NULL,
+        end_ns         INTEGER,
+        ticket_id      TEXT,
+        agent_id       TEXT,
+        vm_id          TEXT,
+        service        TEXT,
+        attributes     TEXT,
+        events         TEXT
+    );
+    CREATE UNIQUE INDEX spans_by_trace ON spans(trace, span_id);
+    "#,
+];
+
+/// Schema version this binary writes.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Opens the writer's connection: WAL, NORMAL sync, migrations applied.
+///
+/// With WAL and `synchronous=NORMAL` a committed transaction survives the
+/// process being killed (the WAL is in the OS page cache); it may be lost
+/// only to a power cut or kernel crash before the next checkpoint's fsync.
+pub(crate) fn open_writer_connection(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "cache_size", -32_000)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection for queries.
+pub(crate) fn open_read_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "query_only", true)?;
+    conn.pragma_update(None, "cache_size", -16_000)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied schema migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_refuse_newer_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        drop(open_writer_connection(&path).expect("first open"));
+        let conn = open_writer_connection(&path).expect("second open is a no-op");
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, SCHEMA_VERSION);
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .expect("mode");
+        assert_eq!(mode, "wal");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("bump");
+        drop(conn);
+        assert!(matches!(
+            open_writer_connection(&path),
+            Err(StoreError::SchemaTooNew { .. })
+        ));
+    }
+}
