@@ -1,1 +1,63 @@
-//! stub
+//! The swarmscope collector as an axum application.
+//!
+//! [`router`] builds every route over an [`AppState`]; the binary binds and
+//! serves it. Modules are named for what they own: [`config`] (the one config
+//! struct), [`auth`] (API keys and tenancy), [`ingest`] (`POST /api/traces`),
+//! [`query`] (the read API), [`error`] (the one JSON error type).
+
+pub mod auth;
+mod body;
+pub mod config;
+pub mod error;
+mod ingest;
+mod query;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use swarmscope_model::Limits;
+use swarmscope_store::Store;
+
+pub use auth::{Auth, Principal};
+pub use config::{Config, ConfigError};
+pub use error::ApiError;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Configured API keys.
+    pub auth: Arc<Auth>,
+    /// Bounds on decoded spans.
+    pub limits: Arc<Limits>,
+    /// Largest accepted request body, before and after decompression.
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    /// State for `config` over an opened store.
+    pub fn new(store: Store, config: &Config) -> Result<AppState, ConfigError> {
+        Ok(AppState {
+            store,
+            auth: Arc::new(Auth::from_config(&config.keys)?),
+            limits: Arc::new(Limits::default()),
+            max_body_bytes: config.max_body_bytes,
+        })
+    }
+}
+
+/// Every route of the collector.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(query::healthz))
+        .route("/api/traces", post(ingest::post_traces).get(query::list_traces))
+        .route("/api/traces/{trace_id}", get(query::get_trace))
+        .route("/api/tickets/{ticket_id}/traces", get(query::ticket_traces))
+        .route("/api/stats", get(query::stats))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
+        .with_state(state)
+}

@@ -1,0 +1,235 @@
+//! The collector's configuration: one TOML file, one struct.
+//!
+//! Precedence is file → environment (`SWARMSCOPE_*`) → command-line flags; the
+//! binary applies the last two. Unknown keys are errors, so a typo never goes
+//! unnoticed. docs/configuration.md lists every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a config could not be used. Every message fits on one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has wrong or unknown keys.
+    #[error("config file {}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and where.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Send spans and logs for its tenant.
+    Ingest,
+    /// Read its tenant's data.
+    Read,
+    /// Everything, for every tenant.
+    Admin,
+}
+
+impl Role {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ingest => "ingest",
+            Role::Read => "read",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// One API key, stored as a hash: the key itself is shown once, at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// `sha256:` followed by the hex SHA-256 of the key.
+    pub hash: String,
+    /// The tenant the key is bound to; absent for admin keys.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// What the key may do.
+    pub roles: Vec<Role>,
+    /// A label for people (never used for auth).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Directory holding the database.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Largest request body in bytes, before and after gzip decompression.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Most spans waiting for the writer before ingest answers 503.
+    #[serde(default = "default_queue_capacity_spans")]
+    pub queue_capacity_spans: usize,
+    /// Most spans committed in one transaction.
+    #[serde(default = "default_max_batch_spans")]
+    pub max_batch_spans: usize,
+    /// API keys. With none, the collector is open and may listen only on loopback.
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 4318))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("swarmscope-data")
+}
+fn default_max_body_bytes() -> usize {
+    5 * 1024 * 1024
+}
+fn default_queue_capacity_spans() -> usize {
+    100_000
+}
+fn default_max_batch_spans() -> usize {
+    8_192
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            max_body_bytes: default_max_body_bytes(),
+            queue_capacity_spans: default_queue_capacity_spans(),
+            max_batch_spans: default_max_batch_spans(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let message = e.message().trim().replace('\n', " ");
+            ConfigError::Parse {
+                path: PathBuf::new(),
+                message: match line {
+                    Some(l) => format!("line {l}: {message}"),
+                    None => message,
+                },
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values the types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if !(1024..=1 << 30).contains(&self.max_body_bytes) {
+            return invalid(format!(
+                "max_body_bytes must be between 1024 and 1073741824, not {}",
+                self.max_body_bytes
+            ));
+        }
+        if self.queue_capacity_spans == 0 || self.max_batch_spans == 0 {
+            return invalid("queue_capacity_spans and max_batch_spans must be positive".into());
+        }
+        for (i, key) in self.keys.iter().enumerate() {
+            let hex = key.hash.strip_prefix("sha256:").unwrap_or("");
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return invalid(format!("keys[{i}].hash must be \"sha256:\" and 64 hex digits"));
+            }
+            if key.roles.is_empty() {
+                return invalid(format!("keys[{i}].roles must name at least one of ingest, read, admin"));
+            }
+            let admin = key.roles.contains(&Role::Admin);
+            match (&key.tenant, admin) {
+                (Some(_), true) => return invalid(format!("keys[{i}] is an admin key and must not name a tenant")),
+                (None, false) => return invalid(format!("keys[{i}] must name the tenant it is bound to")),
+                (Some(t), false) if t.is_empty() => return invalid(format!("keys[{i}].tenant must not be empty")),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        assert_eq!(Config::parse("").expect("empty"), Config::default());
+    }
+
+    #[test]
+    fn keys_parse() {
+        let c = Config::parse(&format!(
+            "listen = \"0.0.0.0:9000\"\n[[keys]]\nhash = \"sha256:{}\"\ntenant = \"acme\"\nroles = [\"ingest\", \"read\"]\n",
+            "ab".repeat(32)
+        ))
+        .expect("valid");
+        assert_eq!(c.keys[0].roles, vec![Role::Ingest, Role::Read]);
+        assert_eq!(c.listen.port(), 9000);
+    }
+
+    #[test]
+    fn mistakes_are_named_on_one_line() {
+        let cases = [
+            ("lisen = \"x\"", "lisen"),
+            ("listen = \"nowhere\"", "line 1"),
+            ("max_body_bytes = 3", "max_body_bytes"),
+            ("[[keys]]\nhash = \"md5:00\"\nroles = [\"read\"]\ntenant = \"a\"", "keys[0].hash"),
+            ("[[keys]]\nhash = \"x\"\nroles = [\"reader\"]", "line 3"),
+        ];
+        for (text, needle) in cases {
+            let msg = Config::parse(text).expect_err(text).to_string();
+            assert!(msg.contains(needle), "{text:?} gave {msg:?}");
+            assert!(!msg.contains('\n'), "{msg:?} spans lines");
+        }
+        let admin_with_tenant = format!(
+            "[[keys]]\nhash = \"sha256:{}\"\ntenant = \"a\"\nroles = [\"admin\"]",
+            "0".repeat(64)
+        );
+        assert!(Config::parse(&admin_with_tenant).is_err());
+    }
+}

@@ -1,0 +1,295 @@
+//! The read API: one trace, trace search, a ticket's traces, store stats.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde_json::{json, Value};
+use swarmscope_model::timestamp::{now_nanos, parse_rfc3339};
+use swarmscope_store::{Cursor, StatusFilter, TraceFilter, TraceLookup};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Largest page a search returns.
+const MAX_LIMIT: usize = 1_000;
+const DEFAULT_LIMIT: usize = 20;
+
+/// `GET /healthz`: 200 once the collector accepts traffic.
+pub(crate) async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Query parameters, each given at most once, only from an allowed set.
+struct Params(HashMap<String, String>);
+
+impl Params {
+    fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError> {
+        let mut map = HashMap::new();
+        for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            if !allowed.contains(&k.as_ref()) {
+                return Err(ApiError::bad_param(
+                    &k,
+                    format!("unknown parameter {k:?} (allowed: {})", allowed.join(", ")),
+                ));
+            }
+            if map.insert(k.to_string(), v.to_string()).is_some() {
+                return Err(ApiError::bad_param(&k, format!("parameter {k:?} is given more than once")));
+            }
+        }
+        Ok(Params(map))
+    }
+
+    fn text(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(v) if v.is_empty() || v.len() > 256 => Err(ApiError::bad_param(
+                name,
+                format!("{name} must be 1 to 256 characters"),
+            )),
+            Some(v) => Ok(Some(v.clone())),
+        }
+    }
+
+    fn time(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        self.0
+            .get(name)
+            .map(|v| {
+                parse_time(v).ok_or_else(|| {
+                    ApiError::bad_param(
+                        name,
+                        format!("{name} must be an RFC 3339 time or an age such as 15m, 2h, 7d"),
+                    )
+                })
+            })
+            .transpose()
+    }
+}
+
+/// An RFC 3339 time, or an age before now (`30s`, `15m`, `2h`, `7d`).
+fn parse_time(text: &str) -> Option<i64> {
+    if let Some(t) = parse_rfc3339(text) {
+        return Some(t);
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (digits, unit) = text.split_at(split);
+    let n: i64 = digits.parse().ok()?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    Some(now_nanos().saturating_sub(n.checked_mul(secs)?.checked_mul(1_000_000_000)?))
+}
+
+fn path_param(p: Result<Path<String>, PathRejection>, name: &str) -> Result<String, ApiError> {
+    let Path(v) = p.map_err(|e| ApiError::bad_param(name, format!("invalid {name}: {e}")))?;
+    if v.is_empty() || v.len() > 256 {
+        return Err(ApiError::bad_param(name, format!("{name} must be 1 to 256 characters")));
+    }
+    Ok(v)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::internal("query task failed"))?
+}
+
+/// `GET /api/traces/{trace_id}`: the trace and all its spans, orphans flagged.
+pub(crate) async fn get_trace(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    trace_id: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let principal = state.auth.authenticate(&headers)?;
+    let trace_id = path_param(trace_id, "trace_id")?;
+    let params = Params::parse(raw.as_deref(), &["tenant_id"])?;
+    let scope = principal.read_scope(params.text("tenant_id")?.as_deref())?;
+    let reader = state.store.reader().clone();
+    let id = trace_id.clone();
+    let lookup = blocking(move || Ok(reader.get_trace(scope.as_deref(), &id)?)).await?;
+    let detail = match lookup {
+        TraceLookup::Found(d) => d,
+        TraceLookup::NotFound => {
+            return Err(ApiError::not_found(format!("no trace {trace_id:?}")).field("trace_id"))
+        }
+        TraceLookup::Ambiguous(tenants) => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                format!(
+                    "trace {trace_id:?} exists in several tenants ({}); pass tenant_id",
+                    tenants.join(", ")
+                ),
+            )
+            .field("tenant_id"))
+        }
+    };
+    let ids: HashSet<&str> = detail.spans.iter().map(|s| s.span_id.as_str()).collect();
+    let spans: Vec<Value> = detail
+        .spans
+        .iter()
+        .map(|s| {
+            let mut v = s.to_json();
+            let orphan = s.parent_span_id.as_deref().is_some_and(|p| !ids.contains(p));
+            v["orphan"] = Value::Bool(orphan);
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "trace": detail.summary.to_json(), "spans": spans })))
+}
+
+const LIST_PARAMS: &[&str] = &[
+    "tenant_id",
+    "ticket_id",
+    "agent_id",
+    "status",
+    "name",
+    "min_duration_ms",
+    "since",
+    "until",
+    "limit",
+    "cursor",
+];
+
+fn trace_filter(params: &Params, scope: Option<String>) -> Result<TraceFilter, ApiError> {
+    let status = params
+        .0
+        .get("status")
+        .map(|s| {
+            StatusFilter::parse(s)
+                .ok_or_else(|| ApiError::bad_param("status", "status must be ok or error"))
+        })
+        .transpose()?;
+    let min_duration_ns = params
+        .0
+        .get("min_duration_ms")
+        .map(|v| match v.parse::<f64>() {
+            Ok(ms) if ms.is_finite() && (0.0..1e12).contains(&ms) => Ok((ms * 1e6) as i64),
+            _ => Err(ApiError::bad_param(
+                "min_duration_ms",
+                "min_duration_ms must be a non-negative number",
+            )),
+        })
+        .transpose()?;
+    let limit = match params.0.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_param(
+                    "limit",
+                    format!("limit must be an integer from 1 to {MAX_LIMIT}"),
+                ))
+            }
+        },
+    };
+    let cursor = params
+        .0
+        .get("cursor")
+        .map(|c| Cursor::decode(c).ok_or_else(|| ApiError::bad_param("cursor", "invalid cursor")))
+        .transpose()?;
+    Ok(TraceFilter {
+        tenant_id: scope,
+        ticket_id: params.text("ticket_id")?,
+        agent_id: params.text("agent_id")?,
+        status,
+        name: params.text("name")?,
+        min_duration_ns,
+        since_ns: params.time("since")?,
+        until_ns: params.time("until")?,
+        limit,
+        cursor,
+    })
+}
+
+async fn search(state: &AppState, filter: TraceFilter) -> Result<Json<Value>, ApiError> {
+    let reader = state.store.reader().clone();
+    let page = blocking(move || Ok(reader.list_traces(&filter)?)).await?;
+    Ok(Json(json!({
+        "traces": page.traces.iter().map(|t| t.to_json()).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor.map(|c| c.encode()),
+    })))
+}
+
+/// `GET /api/traces?...`: trace summaries, newest first, cursor-paginated.
+pub(crate) async fn list_traces(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let principal = state.auth.authenticate(&headers)?;
+    let params = Params::parse(raw.as_deref(), LIST_PARAMS)?;
+    let scope = principal.read_scope(params.text("tenant_id")?.as_deref())?;
+    let filter = trace_filter(&params, scope)?;
+    search(&state, filter).await
+}
+
+/// `GET /api/tickets/{ticket_id}/traces`: every trace of a ticket.
+pub(crate) async fn ticket_traces(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ticket_id: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let principal = state.auth.authenticate(&headers)?;
+    let ticket_id = path_param(ticket_id, "ticket_id")?;
+    let params = Params::parse(raw.as_deref(), &["tenant_id", "limit", "cursor"])?;
+    let scope = principal.read_scope(params.text("tenant_id")?.as_deref())?;
+    let mut filter = trace_filter(&params, scope)?;
+    filter.ticket_id = Some(ticket_id);
+    search(&state, filter).await
+}
+
+/// `GET /api/stats`: counts and database size (admin only).
+pub(crate) async fn stats(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let principal = state.auth.authenticate(&headers)?;
+    if !principal.is_admin() {
+        return Err(ApiError::forbidden("stats need an admin key"));
+    }
+    let reader = state.store.reader().clone();
+    let s = blocking(move || Ok(reader.stats()?)).await?;
+    let w = state.store.writer().stats();
+    Ok(Json(json!({
+        "tenants": s.tenants,
+        "traces": s.traces,
+        "spans": s.spans,
+        "db_bytes": s.db_bytes,
+        "wal_bytes": s.wal_bytes,
+        "bytes_per_span": if s.spans > 0 { s.db_bytes as f64 / s.spans as f64 } else { 0.0 },
+        "writer": {
+            "queued_spans": w.queued_spans,
+            "batches": w.batches,
+            "spans_committed": w.spans_committed,
+            "last_batch_spans": w.last_batch_spans,
+            "mean_batch_spans": if w.batches > 0 { w.spans_committed as f64 / w.batches as f64 } else { 0.0 },
+            "mean_commit_ms": if w.batches > 0 { w.commit_micros as f64 / w.batches as f64 / 1000.0 } else { 0.0 },
+        }
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_and_times_parse() {
+        let now = now_nanos();
+        let h = parse_time("2h").expect("age");
+        assert!((now - h - 7_200_000_000_000).abs() < 5_000_000_000);
+        assert!(parse_time("2025-12-14T10:30:45Z").is_some());
+        for bad in ["", "h", "2w", "-2h", "99999999999999999999d", "2h30m"] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+    }
+}

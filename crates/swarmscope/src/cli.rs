@@ -1,0 +1,155 @@
+//! Command-line interface: every subcommand and flag, and dispatch.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::client::ClientArgs;
+
+/// Observability for fleets of AI coding agents: traces, logs and metrics in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "swarmscope", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the collector: ingest, query API and storage.
+    Serve(ServeArgs),
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print one trace as an indented tree.
+    Trace(TraceArgs),
+    /// List trace summaries, newest first.
+    Traces(TracesArgs),
+    /// Benchmarks that print figures.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+/// Flags of `serve`. Each overrides the config file; environment variables
+/// override the file too and are overridden by flags.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:4318].
+    #[arg(long, env = "SWARMSCOPE_LISTEN")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Directory for the database [default: ./swarmscope-data].
+    #[arg(long, env = "SWARMSCOPE_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// TOML config file (keys, limits).
+    #[arg(long, env = "SWARMSCOPE_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Allow a non-loopback listen address without API keys.
+    #[arg(long)]
+    pub(crate) insecure: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Create a key, print it once, and store its hash in the config file.
+    Add(KeysAddArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RoleArg {
+    Ingest,
+    Read,
+    Admin,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeysAddArgs {
+    /// Config file to add the key to (created if missing).
+    #[arg(long, env = "SWARMSCOPE_CONFIG")]
+    pub(crate) config: PathBuf,
+    /// Tenant the key is bound to (not for admin keys).
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// What the key may do; repeat for several (e.g. --role ingest --role read).
+    #[arg(long = "role", required = true)]
+    pub(crate) roles: Vec<RoleArg>,
+    /// A label for people.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TraceArgs {
+    /// The trace id.
+    pub(crate) trace_id: String,
+    /// Tenant, for admin keys when several tenants share the id.
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// Print the raw JSON instead of the tree.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TracesArgs {
+    /// Only this tenant (admin keys).
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// Only this ticket.
+    #[arg(long)]
+    pub(crate) ticket: Option<String>,
+    /// Only this agent.
+    #[arg(long)]
+    pub(crate) agent: Option<String>,
+    /// Only traces with (error) or without (ok) errors.
+    #[arg(long)]
+    pub(crate) status: Option<String>,
+    /// Only traces holding a span with this name.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Only traces at least this long.
+    #[arg(long)]
+    pub(crate) min_duration_ms: Option<f64>,
+    /// Only traces starting after this (RFC 3339, or an age like 15m, 2h).
+    #[arg(long)]
+    pub(crate) since: Option<String>,
+    /// Only traces starting before this.
+    #[arg(long)]
+    pub(crate) until: Option<String>,
+    /// How many to list.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) limit: usize,
+    /// Print the raw JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Drive a collector with simulated agents and report spans/s, ack
+    /// latency, trace read latency, RSS and bytes per span; then check that
+    /// every acknowledged span is stored.
+    Ingest(crate::bench::IngestArgs),
+}
+
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(args).await,
+        Command::Keys {
+            command: KeysCommand::Add(args),
+        } => crate::keys::add(args),
+        Command::Trace(args) => crate::tree::print_trace(args).await,
+        Command::Traces(args) => crate::tree::print_traces(args).await,
+        Command::Bench {
+            command: BenchCommand::Ingest(args),
+        } => crate::bench::ingest(args).await,
+    }
+}

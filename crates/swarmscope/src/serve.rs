@@ -1,0 +1,108 @@
+//! `swarmscope serve`: load config, open the store, serve until a signal,
+//! then stop accepting, drain the ingest queue, commit, and exit 0.
+
+use std::io::Write;
+
+use anyhow::Context;
+use swarmscope_server::{router, AppState, Config};
+use swarmscope_store::{Store, WriterConfig};
+use tokio::net::TcpListener;
+
+use crate::cli::ServeArgs;
+use crate::UsageError;
+
+/// Resolves the effective config: file, then env and flags (clap merges those two).
+pub(crate) fn resolve_config(args: &ServeArgs) -> Result<Config, UsageError> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| UsageError(e.to_string()))?,
+        None => Config::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+pub(crate) fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWARMSCOPE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = resolve_config(&args)?;
+    if config.keys.is_empty() && !config.listen.ip().is_loopback() && !args.insecure {
+        return Err(UsageError(format!(
+            "refusing to listen on {} without API keys: add one with `swarmscope keys add` and pass --config, or pass --insecure",
+            config.listen
+        ))
+        .into());
+    }
+    init_logging();
+    let store = Store::open(
+        &config.data_dir,
+        WriterConfig {
+            queue_capacity_spans: config.queue_capacity_spans,
+            max_batch_spans: config.max_batch_spans,
+        },
+    )
+    .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    let state = AppState::new(store.clone(), &config).map_err(|e| UsageError(e.to_string()))?;
+    if state.auth.is_open() {
+        tracing::warn!("no API keys configured: every caller may read and write every tenant");
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local = listener.local_addr().context("no local address")?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "swarmscope {} listening on http://{local} (data in {})",
+            env!("CARGO_PKG_VERSION"),
+            config.data_dir.display()
+        )?;
+        out.flush()?;
+    }
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+    tracing::info!("stopped accepting; draining the ingest queue");
+    let writer = store.writer().clone();
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .context("writer shutdown failed")?;
+    tracing::info!("all queued spans committed; bye");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
