@@ -62,6 +62,7 @@ pub fn decode_spans(
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| DecodeError::body(format!("invalid JSON: {e}")))?;
+    let top_level_object = value.is_object();
     let (items, prefix) = match value {
         Value::Array(items) => (items, String::new()),
         Value::Object(mut map) if map.contains_key("spans") && !map.contains_key("name") => {
@@ -87,12 +88,14 @@ pub fn decode_spans(
             ),
         ));
     }
-    let single = prefix.is_empty() && items.len() == 1;
+    // A lone span object's fields are named plainly (`startTime`); spans of a
+    // list by position (`[2].startTime`, `spans[2].startTime`).
+    let single = top_level_object && prefix.is_empty();
     items
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            let path = if single && !body.first().is_some_and(|b| *b == b'[') {
+            let path = if single {
                 String::new()
             } else {
                 format!("{prefix}[{i}]")
@@ -139,23 +142,37 @@ fn decode_span(
 
     let trace_id = required_id(&mut map, &["trace_id", "traceId"], path, limits)?;
     let span_id = required_id(&mut map, &["id", "span_id", "spanId"], path, limits)?;
-    let parent_span_id =
-        optional_id(&mut map, &["parent_span_id", "parentSpanId", "parent_id"], path, limits)?;
+    let parent_span_id = optional_id(
+        &mut map,
+        &["parent_span_id", "parentSpanId", "parent_id"],
+        path,
+        limits,
+    )?;
     let tenant_id = match optional_id(&mut map, &["tenantId", "tenant_id"], path, limits)? {
         Some(t) => t,
-        None => default_tenant
-            .map(str::to_owned)
-            .ok_or_else(|| DecodeError::field(&f("tenantId"), "missing required field `tenantId`"))?,
+        None => default_tenant.map(str::to_owned).ok_or_else(|| {
+            DecodeError::field(&f("tenantId"), "missing required field `tenantId`")
+        })?,
     };
     let ticket_id = optional_id(&mut map, &["ticketId", "ticket_id"], path, limits)?;
     let agent_id = optional_id(&mut map, &["agentId", "agent_id"], path, limits)?;
     let vm_id = optional_id(&mut map, &["vm_id", "vmId"], path, limits)?;
-    let service = optional_id(&mut map, &["service", "service_name", "serviceName"], path, limits)?;
+    let service = optional_id(
+        &mut map,
+        &["service", "service_name", "serviceName"],
+        path,
+        limits,
+    )?;
 
     let name = match take(&mut map, &["name"]) {
         Some((_, Value::String(s))) => s,
         Some(_) => return Err(DecodeError::field(&f("name"), "`name` must be a string")),
-        None => return Err(DecodeError::field(&f("name"), "missing required field `name`")),
+        None => {
+            return Err(DecodeError::field(
+                &f("name"),
+                "missing required field `name`",
+            ))
+        }
     };
     if name.is_empty() {
         return Err(DecodeError::field(&f("name"), "`name` must not be empty"));
@@ -194,22 +211,36 @@ fn decode_span(
                 Some(Value::String(s)) => parse_status(&s, &f("status.code"))?,
                 None | Some(Value::Null) => SpanStatus::Unset,
                 Some(_) => {
-                    return Err(DecodeError::field(&f("status.code"), "`status.code` must be a string"))
+                    return Err(DecodeError::field(
+                        &f("status.code"),
+                        "`status.code` must be a string",
+                    ))
                 }
             }
         }
-        Some(_) => return Err(DecodeError::field(&f("status"), "`status` must be a string")),
+        Some(_) => {
+            return Err(DecodeError::field(
+                &f("status"),
+                "`status` must be a string",
+            ))
+        }
     };
     if let Some(m) = &status_message {
         if m.len() > limits.max_attribute_value_bytes {
-            return Err(DecodeError::field(&f("status_message"), "status message is too long"));
+            return Err(DecodeError::field(
+                &f("status_message"),
+                "status message is too long",
+            ));
         }
     }
 
     let start_ns = match take(&mut map, &["startTime", "start_time"]) {
         Some((key, v)) => time_value(&v, &f(key))?,
         None => {
-            return Err(DecodeError::field(&f("startTime"), "missing required field `startTime`"))
+            return Err(DecodeError::field(
+                &f("startTime"),
+                "missing required field `startTime`",
+            ))
         }
     };
     let end_ns = match take(&mut map, &["endTime", "end_time"]) {
@@ -219,7 +250,7 @@ fn decode_span(
     let duration = match take(&mut map, &["durationMs", "duration_ms"]) {
         None => None,
         Some((key, Value::Number(n))) => match n.as_f64() {
-            Some(ms) if ms.is_finite() && ms >= 0.0 && ms < 1e12 => Some(ms),
+            Some(ms) if (0.0..1e12).contains(&ms) => Some(ms),
             _ => {
                 return Err(DecodeError::field(
                     &f(key),
@@ -243,7 +274,12 @@ fn decode_span(
     let mut attributes = match take(&mut map, &["attributes"]) {
         None => Attributes::new(),
         Some((_, Value::Object(obj))) => obj,
-        Some(_) => return Err(DecodeError::field(&f("attributes"), "`attributes` must be an object")),
+        Some(_) => {
+            return Err(DecodeError::field(
+                &f("attributes"),
+                "`attributes` must be an object",
+            ))
+        }
     };
 
     let events = match take(&mut map, &["events"]) {
@@ -252,7 +288,11 @@ fn decode_span(
             if items.len() > limits.max_events {
                 return Err(DecodeError::field(
                     &f("events"),
-                    format!("too many events: {} (limit {})", items.len(), limits.max_events),
+                    format!(
+                        "too many events: {} (limit {})",
+                        items.len(),
+                        limits.max_events
+                    ),
                 ));
             }
             items
@@ -261,7 +301,12 @@ fn decode_span(
                 .map(|(i, e)| decode_event(e, &format!("{}[{i}]", f("events")), limits))
                 .collect::<Result<Vec<_>, _>>()?
         }
-        Some(_) => return Err(DecodeError::field(&f("events"), "`events` must be an array")),
+        Some(_) => {
+            return Err(DecodeError::field(
+                &f("events"),
+                "`events` must be an array",
+            ))
+        }
     };
 
     // Unknown top-level fields are kept, never rejected; explicit attributes win.
@@ -303,18 +348,31 @@ fn decode_event(value: Value, path: &str, limits: &Limits) -> Result<SpanEvent, 
                 "event `name` must be a non-empty string within the name limit",
             ))
         }
-        None => return Err(DecodeError::field(&f("name"), "missing required field `name`")),
+        None => {
+            return Err(DecodeError::field(
+                &f("name"),
+                "missing required field `name`",
+            ))
+        }
     };
     let time_ns = match take(&mut map, &["timestamp", "time"]) {
         Some((key, v)) => time_value(&v, &f(key))?,
         None => {
-            return Err(DecodeError::field(&f("timestamp"), "missing required field `timestamp`"))
+            return Err(DecodeError::field(
+                &f("timestamp"),
+                "missing required field `timestamp`",
+            ))
         }
     };
     let mut attributes = match take(&mut map, &["attributes"]) {
         None => Attributes::new(),
         Some((_, Value::Object(obj))) => obj,
-        Some(_) => return Err(DecodeError::field(&f("attributes"), "`attributes` must be an object")),
+        Some(_) => {
+            return Err(DecodeError::field(
+                &f("attributes"),
+                "`attributes` must be an object",
+            ))
+        }
     };
     for (key, value) in map {
         attributes.entry(key).or_insert(value);
@@ -329,16 +387,25 @@ fn decode_event(value: Value, path: &str, limits: &Limits) -> Result<SpanEvent, 
 
 fn parse_status(text: &str, path: &str) -> Result<SpanStatus, DecodeError> {
     SpanStatus::parse(text).ok_or_else(|| {
-        DecodeError::field(path, format!("unknown status {text:?} (expected ok, error or unset)"))
+        DecodeError::field(
+            path,
+            format!("unknown status {text:?} (expected ok, error or unset)"),
+        )
     })
 }
 
 fn time_value(value: &Value, path: &str) -> Result<i64, DecodeError> {
     match value {
         Value::String(s) => parse_rfc3339(s).ok_or_else(|| {
-            DecodeError::field(path, format!("{s:?} is not an RFC 3339 time such as 2025-12-14T10:30:45.123Z"))
+            DecodeError::field(
+                path,
+                format!("{s:?} is not an RFC 3339 time such as 2025-12-14T10:30:45.123Z"),
+            )
         }),
-        _ => Err(DecodeError::field(path, "a time must be an RFC 3339 string")),
+        _ => Err(DecodeError::field(
+            path,
+            "a time must be an RFC 3339 string",
+        )),
     }
 }
 
@@ -346,10 +413,18 @@ fn id_text(value: Value, path: &str, limits: &Limits, key: &str) -> Result<Strin
     let text = match value {
         Value::String(s) => s,
         Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
-        _ => return Err(DecodeError::field(path, format!("`{key}` must be a string"))),
+        _ => {
+            return Err(DecodeError::field(
+                path,
+                format!("`{key}` must be a string"),
+            ))
+        }
     };
     if text.is_empty() {
-        return Err(DecodeError::field(path, format!("`{key}` must not be empty")));
+        return Err(DecodeError::field(
+            path,
+            format!("`{key}` must not be empty"),
+        ));
     }
     if text.len() > limits.max_id_bytes {
         return Err(DecodeError::field(
@@ -358,7 +433,10 @@ fn id_text(value: Value, path: &str, limits: &Limits, key: &str) -> Result<Strin
         ));
     }
     if text.chars().any(char::is_control) {
-        return Err(DecodeError::field(path, format!("`{key}` contains control characters")));
+        return Err(DecodeError::field(
+            path,
+            format!("`{key}` contains control characters"),
+        ));
     }
     Ok(text)
 }
@@ -377,7 +455,10 @@ fn required_id(
             }
             let text = id_text(v, &p, limits, key)?;
             if id::is_all_zero(&text) {
-                return Err(DecodeError::field(&p, format!("`{key}` must not be all zeros")));
+                return Err(DecodeError::field(
+                    &p,
+                    format!("`{key}` must not be all zeros"),
+                ));
             }
             Ok(text)
         }
@@ -404,7 +485,11 @@ fn check_attributes(attrs: &Attributes, path: &str, limits: &Limits) -> Result<(
     if attrs.len() > limits.max_attributes {
         return Err(DecodeError::field(
             path,
-            format!("too many attributes: {} (limit {})", attrs.len(), limits.max_attributes),
+            format!(
+                "too many attributes: {} (limit {})",
+                attrs.len(),
+                limits.max_attributes
+            ),
         ));
     }
     for (key, value) in attrs {
@@ -421,13 +506,19 @@ fn check_attributes(attrs: &Attributes, path: &str, limits: &Limits) -> Result<(
         if depth > limits.max_attribute_depth {
             return Err(DecodeError::field(
                 &join(path, key),
-                format!("attribute nested deeper than {} levels", limits.max_attribute_depth),
+                format!(
+                    "attribute nested deeper than {} levels",
+                    limits.max_attribute_depth
+                ),
             ));
         }
         if size > limits.max_attribute_value_bytes {
             return Err(DecodeError::field(
                 &join(path, key),
-                format!("attribute value larger than {} bytes", limits.max_attribute_value_bytes),
+                format!(
+                    "attribute value larger than {} bytes",
+                    limits.max_attribute_value_bytes
+                ),
             ));
         }
     }
@@ -548,7 +639,10 @@ mod tests {
     fn the_tenant_can_come_from_the_key() {
         let mut v = seed_span();
         v.as_object_mut().expect("object").remove("tenantId");
-        assert_eq!(decode(&v).expect_err("no tenant").field.as_deref(), Some("tenantId"));
+        assert_eq!(
+            decode(&v).expect_err("no tenant").field.as_deref(),
+            Some("tenantId")
+        );
         let spans = decode_spans(v.to_string().as_bytes(), &Limits::default(), Some("acme"))
             .expect("key tenant");
         assert_eq!(spans[0].tenant_id, "acme");
@@ -560,7 +654,9 @@ mod tests {
         } else {
             v[key] = value;
         }
-        decode(&json!({ "spans": [seed_span(), v] })).expect_err("must fail").field
+        decode(&json!({ "spans": [seed_span(), v] }))
+            .expect_err("must fail")
+            .field
     }
 
     #[test]
@@ -571,19 +667,31 @@ mod tests {
             ("name", json!(""), "spans[1].name"),
             ("trace_id", Value::Null, "spans[1].trace_id"),
             ("trace_id", json!(12), "spans[1].trace_id"),
-            ("trace_id", json!("00000000000000000000000000000000"), "spans[1].trace_id"),
+            (
+                "trace_id",
+                json!("00000000000000000000000000000000"),
+                "spans[1].trace_id",
+            ),
             ("id", json!(""), "spans[1].id"),
             ("startTime", Value::Null, "spans[1].startTime"),
             ("startTime", json!("yesterday"), "spans[1].startTime"),
             ("startTime", json!(1734170000), "spans[1].startTime"),
-            ("endTime", json!("2025-12-14T10:30:44.000Z"), "spans[1].endTime"),
+            (
+                "endTime",
+                json!("2025-12-14T10:30:44.000Z"),
+                "spans[1].endTime",
+            ),
             ("durationMs", json!(-5), "spans[1].durationMs"),
             ("durationMs", json!("5"), "spans[1].durationMs"),
             ("status", json!("failed"), "spans[1].status"),
             ("kind", json!("sideways"), "spans[1].kind"),
             ("attributes", json!([1, 2]), "spans[1].attributes"),
             ("events", json!({}), "spans[1].events"),
-            ("events", json!([{"name": "x"}]), "spans[1].events[0].timestamp"),
+            (
+                "events",
+                json!([{"name": "x"}]),
+                "spans[1].events[0].timestamp",
+            ),
             ("ticketId", json!({"a": 1}), "spans[1].ticketId"),
             ("ticketId", json!("a\nb"), "spans[1].ticketId"),
         ];
@@ -604,11 +712,17 @@ mod tests {
             .map(|i| (format!("k{i}"), json!(i)))
             .collect();
         v["attributes"] = Value::Object(many);
-        assert_eq!(decode(&v).expect_err("too many").field.as_deref(), Some("attributes"));
+        assert_eq!(
+            decode(&v).expect_err("too many").field.as_deref(),
+            Some("attributes")
+        );
 
         let mut v = seed_span();
         v["attributes"] = json!({"big": "x".repeat(limits.max_attribute_value_bytes + 1)});
-        assert_eq!(decode(&v).expect_err("too big").field.as_deref(), Some("attributes.big"));
+        assert_eq!(
+            decode(&v).expect_err("too big").field.as_deref(),
+            Some("attributes.big")
+        );
 
         let mut deep = json!(1);
         for _ in 0..=limits.max_attribute_depth {
@@ -616,17 +730,30 @@ mod tests {
         }
         let mut v = seed_span();
         v["attributes"] = json!({ "deep": deep });
-        assert_eq!(decode(&v).expect_err("too deep").field.as_deref(), Some("attributes.deep"));
+        assert_eq!(
+            decode(&v).expect_err("too deep").field.as_deref(),
+            Some("attributes.deep")
+        );
 
         let mut v = seed_span();
         v["id"] = json!("x".repeat(limits.max_id_bytes + 1));
-        assert_eq!(decode(&v).expect_err("long id").field.as_deref(), Some("id"));
+        assert_eq!(
+            decode(&v).expect_err("long id").field.as_deref(),
+            Some("id")
+        );
     }
 
     #[test]
     fn bodies_that_are_not_spans_are_refused() {
         let limits = Limits::default();
-        for body in [&b"not json"[..], b"", b"42", b"\"span\"", b"{\"spans\": 3}", b"[1]"] {
+        for body in [
+            &b"not json"[..],
+            b"",
+            b"42",
+            b"\"span\"",
+            b"{\"spans\": 3}",
+            b"[1]",
+        ] {
             assert!(decode_spans(body, &limits, None).is_err(), "{body:?}");
         }
         let invalid_utf8 = b"{\"name\": \"\xff\xfe\"}";

@@ -1,7 +1,8 @@
 //! The span: one timed operation of an agent or a platform request, as stored
 //! and served by swarmscope.
 
-use serde_json::{json, Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
 
 use crate::timestamp::format_rfc3339;
 
@@ -181,29 +182,47 @@ impl Span {
 
     /// The span as the query API renders it: snake_case keys, RFC 3339 times.
     pub fn to_json(&self) -> Value {
-        json!({
-            "tenant_id": self.tenant_id,
-            "trace_id": self.trace_id,
-            "span_id": self.span_id,
-            "parent_span_id": self.parent_span_id,
-            "name": self.name,
-            "kind": self.kind.as_str(),
-            "status": self.status.as_str(),
-            "status_message": self.status_message,
-            "start_time": format_rfc3339(self.start_ns),
-            "end_time": self.end_ns.map(format_rfc3339),
-            "duration_ms": self.duration_ms(),
-            "ticket_id": self.ticket_id,
-            "agent_id": self.agent_id,
-            "vm_id": self.vm_id,
-            "service": self.service,
-            "attributes": self.attributes,
-            "events": self.events.iter().map(|e| json!({
-                "name": e.name,
-                "timestamp": format_rfc3339(e.time_ns),
-                "attributes": e.attributes,
-            })).collect::<Vec<_>>(),
-        })
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// Events render as `{"name", "timestamp", "attributes"}`.
+struct EventView<'a>(&'a SpanEvent);
+
+impl Serialize for EventView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut m = serializer.serialize_map(Some(3))?;
+        m.serialize_entry("name", &self.0.name)?;
+        m.serialize_entry("timestamp", &format_rfc3339(self.0.time_ns))?;
+        m.serialize_entry("attributes", &self.0.attributes)?;
+        m.end()
+    }
+}
+
+/// The query API's rendering, written straight to the output (no
+/// intermediate JSON tree: reading a trace is allocation-bound otherwise).
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut m = serializer.serialize_map(Some(17))?;
+        m.serialize_entry("tenant_id", &self.tenant_id)?;
+        m.serialize_entry("trace_id", &self.trace_id)?;
+        m.serialize_entry("span_id", &self.span_id)?;
+        m.serialize_entry("parent_span_id", &self.parent_span_id)?;
+        m.serialize_entry("name", &self.name)?;
+        m.serialize_entry("kind", self.kind.as_str())?;
+        m.serialize_entry("status", self.status.as_str())?;
+        m.serialize_entry("status_message", &self.status_message)?;
+        m.serialize_entry("start_time", &format_rfc3339(self.start_ns))?;
+        m.serialize_entry("end_time", &self.end_ns.map(format_rfc3339))?;
+        m.serialize_entry("duration_ms", &self.duration_ms())?;
+        m.serialize_entry("ticket_id", &self.ticket_id)?;
+        m.serialize_entry("agent_id", &self.agent_id)?;
+        m.serialize_entry("vm_id", &self.vm_id)?;
+        m.serialize_entry("service", &self.service)?;
+        m.serialize_entry("attributes", &self.attributes)?;
+        let events: Vec<EventView<'_>> = self.events.iter().map(EventView).collect();
+        m.serialize_entry("events", &events)?;
+        m.end()
     }
 }
 
@@ -214,10 +233,16 @@ mod tests {
     #[test]
     fn kinds_and_statuses_parse_every_spelling() {
         assert_eq!(SpanKind::parse("SERVER"), Some(SpanKind::Server));
-        assert_eq!(SpanKind::parse("SPAN_KIND_CONSUMER"), Some(SpanKind::Consumer));
+        assert_eq!(
+            SpanKind::parse("SPAN_KIND_CONSUMER"),
+            Some(SpanKind::Consumer)
+        );
         assert_eq!(SpanKind::parse("sideways"), None);
         assert_eq!(SpanStatus::parse("OK"), Some(SpanStatus::Ok));
-        assert_eq!(SpanStatus::parse("STATUS_CODE_ERROR"), Some(SpanStatus::Error));
+        assert_eq!(
+            SpanStatus::parse("STATUS_CODE_ERROR"),
+            Some(SpanStatus::Error)
+        );
         assert_eq!(SpanStatus::parse("failed"), None);
     }
 

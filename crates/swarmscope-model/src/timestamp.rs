@@ -45,7 +45,13 @@ mod tests {
 
     #[test]
     fn garbage_is_rejected() {
-        for bad in ["", "yesterday", "2025-13-01T00:00:00Z", "2025-12-14 10:30:45", "1734170000"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2025-13-01T00:00:00Z",
+            "2025-12-14 10:30:45",
+            "1734170000",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

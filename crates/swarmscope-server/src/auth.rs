@@ -37,7 +37,11 @@ impl Principal {
     pub fn ingest_tenant(&self) -> Result<Option<&str>, ApiError> {
         match self {
             Principal::Open | Principal::Admin => Ok(None),
-            Principal::Tenant { tenant, ingest: true, .. } => Ok(Some(tenant)),
+            Principal::Tenant {
+                tenant,
+                ingest: true,
+                ..
+            } => Ok(Some(tenant)),
             Principal::Tenant { .. } => Err(ApiError::forbidden("this API key may not ingest")),
         }
     }
@@ -48,7 +52,9 @@ impl Principal {
     pub fn read_scope(&self, requested: Option<&str>) -> Result<Option<String>, ApiError> {
         match self {
             Principal::Open | Principal::Admin => Ok(requested.map(str::to_owned)),
-            Principal::Tenant { tenant, read: true, .. } => match requested {
+            Principal::Tenant {
+                tenant, read: true, ..
+            } => match requested {
                 Some(other) if other != tenant => Err(ApiError::forbidden(
                     "this API key may only read its own tenant",
                 )
@@ -96,7 +102,9 @@ impl Auth {
             .map(|(i, k)| {
                 let mut hash = [0u8; 32];
                 hex::decode_to_slice(k.hash.strip_prefix("sha256:").unwrap_or(""), &mut hash)
-                    .map_err(|_| ConfigError::Invalid(format!("keys[{i}].hash is not a sha256 hash")))?;
+                    .map_err(|_| {
+                        ConfigError::Invalid(format!("keys[{i}].hash is not a sha256 hash"))
+                    })?;
                 let principal = if k.roles.contains(&Role::Admin) {
                     Principal::Admin
                 } else {
@@ -161,7 +169,10 @@ mod tests {
 
     fn bearer(key: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {key}")).expect("header"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {key}")).expect("header"),
+        );
         h
     }
 
@@ -183,7 +194,10 @@ mod tests {
         let auth = auth_with(&key, Some("acme"), &[Role::Read]);
         let p = auth.authenticate(&bearer(&key)).expect("known");
         assert_eq!(p.read_scope(None).expect("own"), Some("acme".into()));
-        assert_eq!(p.read_scope(Some("acme")).expect("own"), Some("acme".into()));
+        assert_eq!(
+            p.read_scope(Some("acme")).expect("own"),
+            Some("acme".into())
+        );
         assert!(p.read_scope(Some("globex")).is_err());
         assert!(p.ingest_tenant().is_err());
     }

@@ -18,7 +18,11 @@ fn too_large(limit: usize, what: &str) -> ApiError {
 
 /// Reads the whole body, refusing more than `limit` bytes, and gunzips it
 /// when `Content-Encoding: gzip`, refusing more than `limit` bytes out.
-pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -43,15 +47,19 @@ pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> 
     let raw = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
         Err(e) => {
-            let over_limit = std::iter::successors(
-                Some(&e as &(dyn std::error::Error + 'static)),
-                |e| e.source(),
-            )
-            .any(|e| e.is::<http_body_util::LengthLimitError>());
+            let over_limit =
+                std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+                    e.source()
+                })
+                .any(|e| e.is::<http_body_util::LengthLimitError>());
             return Err(if over_limit {
                 too_large(limit, "request body")
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, format!("could not read the request body: {e}")).field("body")
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("could not read the request body: {e}"),
+                )
+                .field("body")
             });
         }
     };

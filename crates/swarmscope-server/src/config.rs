@@ -175,16 +175,28 @@ impl Config {
         for (i, key) in self.keys.iter().enumerate() {
             let hex = key.hash.strip_prefix("sha256:").unwrap_or("");
             if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return invalid(format!("keys[{i}].hash must be \"sha256:\" and 64 hex digits"));
+                return invalid(format!(
+                    "keys[{i}].hash must be \"sha256:\" and 64 hex digits"
+                ));
             }
             if key.roles.is_empty() {
-                return invalid(format!("keys[{i}].roles must name at least one of ingest, read, admin"));
+                return invalid(format!(
+                    "keys[{i}].roles must name at least one of ingest, read, admin"
+                ));
             }
             let admin = key.roles.contains(&Role::Admin);
             match (&key.tenant, admin) {
-                (Some(_), true) => return invalid(format!("keys[{i}] is an admin key and must not name a tenant")),
-                (None, false) => return invalid(format!("keys[{i}] must name the tenant it is bound to")),
-                (Some(t), false) if t.is_empty() => return invalid(format!("keys[{i}].tenant must not be empty")),
+                (Some(_), true) => {
+                    return invalid(format!(
+                        "keys[{i}] is an admin key and must not name a tenant"
+                    ))
+                }
+                (None, false) => {
+                    return invalid(format!("keys[{i}] must name the tenant it is bound to"))
+                }
+                (Some(t), false) if t.is_empty() => {
+                    return invalid(format!("keys[{i}].tenant must not be empty"))
+                }
                 _ => {}
             }
         }
@@ -218,7 +230,10 @@ mod tests {
             ("lisen = \"x\"", "lisen"),
             ("listen = \"nowhere\"", "line 1"),
             ("max_body_bytes = 3", "max_body_bytes"),
-            ("[[keys]]\nhash = \"md5:00\"\nroles = [\"read\"]\ntenant = \"a\"", "keys[0].hash"),
+            (
+                "[[keys]]\nhash = \"md5:00\"\nroles = [\"read\"]\ntenant = \"a\"",
+                "keys[0].hash",
+            ),
             ("[[keys]]\nhash = \"x\"\nroles = [\"reader\"]", "line 3"),
         ];
         for (text, needle) in cases {

@@ -26,7 +26,8 @@ pub(crate) async fn post_traces(
     let key_tenant = principal.ingest_tenant()?.map(str::to_owned);
     let bytes = read_body(&headers, body, state.max_body_bytes).await?;
     let limits = state.limits.clone();
-    let decode = move || decode_spans(&bytes, &limits, key_tenant.as_deref()).map(|s| (s, key_tenant));
+    let decode =
+        move || decode_spans(&bytes, &limits, key_tenant.as_deref()).map(|s| (s, key_tenant));
     let (spans, key_tenant) = if bytes_len_hint(&headers) > INLINE_DECODE_BYTES {
         tokio::task::spawn_blocking(decode)
             .await
@@ -40,7 +41,11 @@ pub(crate) async fn post_traces(
                 "span {i} belongs to tenant {:?} but this API key is bound to {tenant:?}",
                 spans[i].tenant_id
             ))
-            .field(if spans.len() == 1 { "tenantId".to_owned() } else { format!("[{i}].tenantId") }));
+            .field(if spans.len() == 1 {
+                "tenantId".to_owned()
+            } else {
+                format!("[{i}].tenantId")
+            }));
         }
     }
     let outcome = state.store.writer().write(spans).await?;

@@ -52,12 +52,17 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(query::healthz))
-        .route("/api/traces", post(ingest::post_traces).get(query::list_traces))
+        .route(
+            "/api/traces",
+            post(ingest::post_traces).get(query::list_traces),
+        )
         .route("/api/traces/{trace_id}", get(query::get_trace))
         .route("/api/tickets/{ticket_id}/traces", get(query::ticket_traces))
         .route("/api/stats", get(query::stats))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panic_response,
+        ))
         .with_state(state)
 }

@@ -5,9 +5,12 @@ use std::collections::{HashMap, HashSet};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Value};
 use swarmscope_model::timestamp::{now_nanos, parse_rfc3339};
+use swarmscope_model::Span;
 use swarmscope_store::{Cursor, StatusFilter, TraceFilter, TraceLookup};
 
 use crate::error::ApiError;
@@ -36,7 +39,10 @@ impl Params {
                 ));
             }
             if map.insert(k.to_string(), v.to_string()).is_some() {
-                return Err(ApiError::bad_param(&k, format!("parameter {k:?} is given more than once")));
+                return Err(ApiError::bad_param(
+                    &k,
+                    format!("parameter {k:?} is given more than once"),
+                ));
             }
         }
         Ok(Params(map))
@@ -89,7 +95,10 @@ fn parse_time(text: &str) -> Option<i64> {
 fn path_param(p: Result<Path<String>, PathRejection>, name: &str) -> Result<String, ApiError> {
     let Path(v) = p.map_err(|e| ApiError::bad_param(name, format!("invalid {name}: {e}")))?;
     if v.is_empty() || v.len() > 256 {
-        return Err(ApiError::bad_param(name, format!("{name} must be 1 to 256 characters")));
+        return Err(ApiError::bad_param(
+            name,
+            format!("{name} must be 1 to 256 characters"),
+        ));
     }
     Ok(v)
 }
@@ -108,7 +117,7 @@ pub(crate) async fn get_trace(
     headers: HeaderMap,
     trace_id: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let principal = state.auth.authenticate(&headers)?;
     let trace_id = path_param(trace_id, "trace_id")?;
     let params = Params::parse(raw.as_deref(), &["tenant_id"])?;
@@ -133,17 +142,37 @@ pub(crate) async fn get_trace(
         }
     };
     let ids: HashSet<&str> = detail.spans.iter().map(|s| s.span_id.as_str()).collect();
-    let spans: Vec<Value> = detail
+    let spans: Vec<SpanOut<'_>> = detail
         .spans
         .iter()
-        .map(|s| {
-            let mut v = s.to_json();
-            let orphan = s.parent_span_id.as_deref().is_some_and(|p| !ids.contains(p));
-            v["orphan"] = Value::Bool(orphan);
-            v
+        .map(|s| SpanOut {
+            span: s,
+            orphan: s
+                .parent_span_id
+                .as_deref()
+                .is_some_and(|p| !ids.contains(p)),
         })
         .collect();
-    Ok(Json(json!({ "trace": detail.summary.to_json(), "spans": spans })))
+    Ok(Json(TraceOut {
+        trace: detail.summary.to_json(),
+        spans,
+    })
+    .into_response())
+}
+
+/// A span of a trace document, with whether its parent is missing.
+#[derive(Serialize)]
+struct SpanOut<'a> {
+    #[serde(flatten)]
+    span: &'a Span,
+    orphan: bool,
+}
+
+/// `GET /api/traces/{trace_id}`'s body.
+#[derive(Serialize)]
+struct TraceOut<'a> {
+    trace: Value,
+    spans: Vec<SpanOut<'a>>,
 }
 
 const LIST_PARAMS: &[&str] = &[

@@ -13,7 +13,9 @@ mod schema;
 mod writer;
 
 pub use error::{StoreError, WriteError};
-pub use query::{Cursor, StatusFilter, TraceDetail, TraceFilter, TraceLookup, TracePage, TraceSummary};
+pub use query::{
+    Cursor, StatusFilter, TraceDetail, TraceFilter, TraceLookup, TracePage, TraceSummary,
+};
 pub use reader::{Reader, StoreStats};
 pub use writer::{WriteOutcome, Writer, WriterConfig, WriterStats};
 

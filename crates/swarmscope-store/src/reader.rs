@@ -11,7 +11,9 @@ use serde_json::{Map, Value};
 use swarmscope_model::{id, Span, SpanEvent, SpanKind, SpanStatus};
 
 use crate::error::StoreError;
-use crate::query::{Cursor, StatusFilter, TraceDetail, TraceFilter, TraceLookup, TracePage, TraceSummary};
+use crate::query::{
+    Cursor, StatusFilter, TraceDetail, TraceFilter, TraceLookup, TracePage, TraceSummary,
+};
 use crate::schema::open_read_connection;
 
 /// Idle connections kept for reuse.
@@ -151,7 +153,11 @@ impl Reader {
 
     /// Looks a trace up by id. With `tenant_id`, only that tenant's trace is
     /// visible: another tenant's trace reads as [`TraceLookup::NotFound`].
-    pub fn get_trace(&self, tenant_id: Option<&str>, trace_id: &str) -> Result<TraceLookup, StoreError> {
+    pub fn get_trace(
+        &self,
+        tenant_id: Option<&str>,
+        trace_id: &str,
+    ) -> Result<TraceLookup, StoreError> {
         self.with_conn(|conn| {
             let key = id::encode(trace_id);
             let mut sql = format!(
@@ -169,7 +175,10 @@ impl Reader {
                 .collect::<Result<Vec<_>, _>>()?;
             let (row, summary) = match found.len() {
                 0 => return Ok(TraceLookup::NotFound),
-                1 => found.into_iter().next().ok_or_else(|| StoreError::Corrupt("lost row".into()))?,
+                1 => found
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| StoreError::Corrupt("lost row".into()))?,
                 _ => {
                     return Ok(TraceLookup::Ambiguous(
                         found.into_iter().map(|(_, s)| s.tenant_id).collect(),
@@ -257,7 +266,9 @@ impl Reader {
             p.push("-wal");
             PathBuf::from(p)
         };
-        let wal_bytes = std::fs::metadata(&wal_path).map(|m| m.len() as i64).unwrap_or(0);
+        let wal_bytes = std::fs::metadata(&wal_path)
+            .map(|m| m.len() as i64)
+            .unwrap_or(0);
         self.with_conn(|conn| {
             let (traces, spans): (i64, i64) = conn.query_row(
                 "SELECT count(*), coalesce(sum(span_count), 0) FROM traces",
@@ -282,13 +293,20 @@ impl Reader {
     pub fn tenants(&self) -> Result<Vec<String>, StoreError> {
         self.with_conn(|conn| {
             let mut stmt = conn.prepare_cached("SELECT name FROM tenants ORDER BY name")?;
-            let names = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+            let names = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
             Ok(names)
         })
     }
 
     /// Whether a span with this id is stored in this tenant's trace.
-    pub fn has_span(&self, tenant_id: &str, trace_id: &str, span_id: &str) -> Result<bool, StoreError> {
+    pub fn has_span(
+        &self,
+        tenant_id: &str,
+        trace_id: &str,
+        span_id: &str,
+    ) -> Result<bool, StoreError> {
         self.with_conn(|conn| {
             let found = conn
                 .prepare_cached(
@@ -305,7 +323,11 @@ impl Reader {
     }
 }
 
-fn load_spans(conn: &Connection, trace_row: i64, summary: &TraceSummary) -> Result<Vec<Span>, StoreError> {
+fn load_spans(
+    conn: &Connection,
+    trace_row: i64,
+    summary: &TraceSummary,
+) -> Result<Vec<Span>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT span_id, parent_id, name, kind, status, status_message, start_ns, end_ns,
                 ticket_id, agent_id, vm_id, service, attributes, events

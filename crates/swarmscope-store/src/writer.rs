@@ -192,8 +192,12 @@ fn run(mut conn: Connection, receiver: mpsc::Receiver<Job>, inner: &Inner, max_b
         match result {
             Ok(outcomes) => {
                 inner.batches.fetch_add(1, Ordering::Relaxed);
-                inner.spans_committed.fetch_add(count as u64, Ordering::Relaxed);
-                inner.last_batch_spans.store(count as u64, Ordering::Relaxed);
+                inner
+                    .spans_committed
+                    .fetch_add(count as u64, Ordering::Relaxed);
+                inner
+                    .last_batch_spans
+                    .store(count as u64, Ordering::Relaxed);
                 inner.commit_micros.fetch_add(micros, Ordering::Relaxed);
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
                     let _ = job.ack.send(Ok(outcome));
@@ -242,7 +246,10 @@ impl TraceState {
         self.start_ns = self.start_ns.min(span.start_ns);
         self.end_ns = self.end_ns.max(span.end_ns.unwrap_or(span.start_ns));
         if span.parent_span_id.is_none()
-            && self.root.as_ref().is_none_or(|(start, _)| span.start_ns < *start)
+            && self
+                .root
+                .as_ref()
+                .is_none_or(|(start, _)| span.start_ns < *start)
         {
             self.root = Some((span.start_ns, span.name.clone()));
         }
@@ -424,13 +431,7 @@ fn commit(
                 None => (None, None),
             };
             update.execute(params![
-                t.id,
-                t.start_ns,
-                t.end_ns,
-                t.inserted,
-                t.errors,
-                root_name,
-                root_start
+                t.id, t.start_ns, t.end_ns, t.inserted, t.errors, root_name, root_start
             ])?;
         }
     }

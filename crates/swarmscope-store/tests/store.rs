@@ -2,9 +2,7 @@
 
 use serde_json::json;
 use swarmscope_model::{Span, SpanKind, SpanStatus};
-use swarmscope_store::{
-    StatusFilter, Store, TraceFilter, TraceLookup, WriteError, WriterConfig,
-};
+use swarmscope_store::{StatusFilter, Store, TraceFilter, TraceLookup, WriteError, WriterConfig};
 
 fn span(tenant: &str, trace: &str, id: &str, name: &str, start_ms: i64) -> Span {
     Span {
@@ -43,7 +41,10 @@ fn found(lookup: TraceLookup) -> swarmscope_store::TraceDetail {
 #[tokio::test]
 async fn resending_a_span_is_idempotent() {
     let (_dir, store) = open();
-    let batch = vec![span("a", "t1", "s1", "root", 0), span("a", "t1", "s2", "child", 5)];
+    let batch = vec![
+        span("a", "t1", "s1", "root", 0),
+        span("a", "t1", "s2", "child", 5),
+    ];
     let first = store.writer().write(batch.clone()).await.expect("write");
     assert_eq!((first.inserted, first.duplicates), (2, 0));
     let again = store.writer().write(batch).await.expect("rewrite");
@@ -69,7 +70,10 @@ async fn summaries_track_root_errors_and_bounds() {
     assert_eq!(d.summary.error_count, 1);
     assert_eq!(d.summary.start_ns, 0);
     assert_eq!(d.summary.end_ns, 500 * 1_000_000);
-    assert_eq!(d.spans[0].name, "http.request", "spans come back by start time");
+    assert_eq!(
+        d.spans[0].name, "http.request",
+        "spans come back by start time"
+    );
 }
 
 #[tokio::test]
@@ -80,7 +84,11 @@ async fn correlation_ids_round_trip_when_they_differ_within_a_trace() {
     b.ticket_id = None;
     b.agent_id = Some("agent-2".into());
     b.vm_id = Some("vm-9".into());
-    store.writer().write(vec![a.clone(), b.clone()]).await.expect("write");
+    store
+        .writer()
+        .write(vec![a.clone(), b.clone()])
+        .await
+        .expect("write");
     let d = found(store.reader().get_trace(Some("a"), "t1").expect("read"));
     assert_eq!(d.spans[0], a);
     assert_eq!(d.spans[1], b);
@@ -91,21 +99,34 @@ async fn tenants_are_isolated() {
     let (_dir, store) = open();
     store
         .writer()
-        .write(vec![span("a", "same", "s1", "a-root", 0), span("b", "same", "s1", "b-root", 0)])
+        .write(vec![
+            span("a", "same", "s1", "a-root", 0),
+            span("b", "same", "s1", "b-root", 0),
+        ])
         .await
         .expect("write");
     assert_eq!(
-        found(store.reader().get_trace(Some("b"), "same").expect("read")).summary.root_name.as_deref(),
+        found(store.reader().get_trace(Some("b"), "same").expect("read"))
+            .summary
+            .root_name
+            .as_deref(),
         Some("b-root")
     );
-    assert_eq!(store.reader().get_trace(Some("c"), "same").expect("read"), TraceLookup::NotFound);
+    assert_eq!(
+        store.reader().get_trace(Some("c"), "same").expect("read"),
+        TraceLookup::NotFound
+    );
     assert!(matches!(
         store.reader().get_trace(None, "same").expect("read"),
         TraceLookup::Ambiguous(t) if t.len() == 2
     ));
     let page = store
         .reader()
-        .list_traces(&TraceFilter { tenant_id: Some("a".into()), limit: 10, ..Default::default() })
+        .list_traces(&TraceFilter {
+            tenant_id: Some("a".into()),
+            limit: 10,
+            ..Default::default()
+        })
         .expect("list");
     assert_eq!(page.traces.len(), 1);
     assert_eq!(page.traces[0].tenant_id, "a");
@@ -116,7 +137,13 @@ async fn search_filters_and_paginates_newest_first() {
     let (_dir, store) = open();
     let mut spans = Vec::new();
     for i in 0..25 {
-        let mut s = span("a", &format!("trace-{i:02}"), "root", "agent.execute", i * 1_000);
+        let mut s = span(
+            "a",
+            &format!("trace-{i:02}"),
+            "root",
+            "agent.execute",
+            i * 1_000,
+        );
         if i % 5 == 0 {
             s.status = SpanStatus::Error;
         }
@@ -129,7 +156,10 @@ async fn search_filters_and_paginates_newest_first() {
     store.writer().write(spans).await.expect("write");
 
     let mut seen = Vec::new();
-    let mut filter = TraceFilter { limit: 10, ..Default::default() };
+    let mut filter = TraceFilter {
+        limit: 10,
+        ..Default::default()
+    };
     loop {
         let page = store.reader().list_traces(&filter).expect("page");
         seen.extend(page.traces.iter().map(|t| t.trace_id.clone()));
@@ -141,29 +171,85 @@ async fn search_filters_and_paginates_newest_first() {
     let expected: Vec<String> = (0..25).rev().map(|i| format!("trace-{i:02}")).collect();
     assert_eq!(seen, expected);
 
-    let count = |f: TraceFilter| store.reader().list_traces(&TraceFilter { limit: 100, ..f }).expect("list").traces.len();
-    assert_eq!(count(TraceFilter { status: Some(StatusFilter::Error), ..Default::default() }), 5);
-    assert_eq!(count(TraceFilter { status: Some(StatusFilter::Ok), ..Default::default() }), 20);
-    assert_eq!(count(TraceFilter { ticket_id: Some("ticket-1".into()), ..Default::default() }), 8);
-    assert_eq!(count(TraceFilter { name: Some("llm.generate".into()), ..Default::default() }), 1);
-    assert_eq!(count(TraceFilter { min_duration_ns: Some(1_000_000_000), ..Default::default() }), 1);
+    let count = |f: TraceFilter| {
+        store
+            .reader()
+            .list_traces(&TraceFilter { limit: 100, ..f })
+            .expect("list")
+            .traces
+            .len()
+    };
     assert_eq!(
-        count(TraceFilter { since_ns: Some(10_000 * 1_000_000), until_ns: Some(20_000 * 1_000_000), ..Default::default() }),
+        count(TraceFilter {
+            status: Some(StatusFilter::Error),
+            ..Default::default()
+        }),
+        5
+    );
+    assert_eq!(
+        count(TraceFilter {
+            status: Some(StatusFilter::Ok),
+            ..Default::default()
+        }),
+        20
+    );
+    assert_eq!(
+        count(TraceFilter {
+            ticket_id: Some("ticket-1".into()),
+            ..Default::default()
+        }),
+        8
+    );
+    assert_eq!(
+        count(TraceFilter {
+            name: Some("llm.generate".into()),
+            ..Default::default()
+        }),
+        1
+    );
+    assert_eq!(
+        count(TraceFilter {
+            min_duration_ns: Some(1_000_000_000),
+            ..Default::default()
+        }),
+        1
+    );
+    assert_eq!(
+        count(TraceFilter {
+            since_ns: Some(10_000 * 1_000_000),
+            until_ns: Some(20_000 * 1_000_000),
+            ..Default::default()
+        }),
         10
     );
-    assert_eq!(count(TraceFilter { agent_id: Some("nobody".into()), ..Default::default() }), 0);
+    assert_eq!(
+        count(TraceFilter {
+            agent_id: Some("nobody".into()),
+            ..Default::default()
+        }),
+        0
+    );
 }
 
 #[tokio::test]
 async fn a_full_queue_refuses_instead_of_growing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path(), WriterConfig { queue_capacity_spans: 10, max_batch_spans: 10 }).expect("open");
+    let store = Store::open(
+        dir.path(),
+        WriterConfig {
+            queue_capacity_spans: 10,
+            max_batch_spans: 10,
+        },
+    )
+    .expect("open");
     // Many concurrent writers of 6 spans each against a 10-span queue: some
     // must be refused, and every accepted one is stored.
     let mut handles = Vec::new();
     for i in 0..50 {
         let w = store.writer().clone();
-        let batch: Vec<Span> = (0..6).map(|j| span("a", &format!("t{i}"), &format!("s{j}"), "x", 0)).collect();
+        let batch: Vec<Span> = (0..6)
+            .map(|j| span("a", &format!("t{i}"), &format!("s{j}"), "x", 0))
+            .collect();
         handles.push(tokio::spawn(async move { w.write(batch).await }));
     }
     let mut accepted = 0;
@@ -175,8 +261,14 @@ async fn a_full_queue_refuses_instead_of_growing() {
             Err(e) => panic!("unexpected {e}"),
         }
     }
-    assert!(refused > 0, "a 10-span queue cannot hold 50 concurrent 6-span writes");
-    assert_eq!(store.reader().stats().expect("stats").spans, accepted as i64);
+    assert!(
+        refused > 0,
+        "a 10-span queue cannot hold 50 concurrent 6-span writes"
+    );
+    assert_eq!(
+        store.reader().stats().expect("stats").spans,
+        accepted as i64
+    );
 }
 
 #[tokio::test]
@@ -187,9 +279,17 @@ async fn close_drains_what_was_queued() {
     // Give the write a moment to be queued, then close.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let closer = store.writer().clone();
-    tokio::task::spawn_blocking(move || closer.close()).await.expect("close");
+    tokio::task::spawn_blocking(move || closer.close())
+        .await
+        .expect("close");
     assert!(pending.await.expect("join").is_ok());
-    assert_eq!(store.writer().write(vec![span("a", "t", "s2", "x", 0)]).await, Err(WriteError::Closed));
+    assert_eq!(
+        store
+            .writer()
+            .write(vec![span("a", "t", "s2", "x", 0)])
+            .await,
+        Err(WriteError::Closed)
+    );
     drop(store);
     let reopened = Store::open(dir.path(), WriterConfig::default()).expect("reopen");
     assert_eq!(reopened.reader().stats().expect("stats").spans, 1);

@@ -13,7 +13,6 @@ use clap::{Args, ValueEnum};
 use rand::{Rng, RngCore, SeedableRng};
 use serde_json::{json, Value};
 use swarmscope_model::timestamp::{format_rfc3339, now_nanos};
-use tokio::sync::Mutex;
 
 /// How agents send their spans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,9 +54,6 @@ pub(crate) struct IngestArgs {
     /// Spans to load (batched, unmeasured) before the measured run.
     #[arg(long, default_value_t = 0)]
     pub(crate) prefill: usize,
-    /// Random seed for the generated spans.
-    #[arg(long, default_value_t = 1)]
-    pub(crate) seed: u64,
 }
 
 const SEED_SPANS: [&str; 11] = [
@@ -80,7 +76,14 @@ fn uuid(rng: &mut impl RngCore) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// One ticket's trace in the seed's wire format: the seed's span names with
@@ -101,23 +104,39 @@ fn generate_trace(rng: &mut impl Rng, tenant: &str, agent: usize, n: usize) -> G
     let mut spans = Vec::with_capacity(n);
     for i in 0..n {
         // The tree's head once, then the agent's work repeated to fill n.
-        let name = if i < 5 { SEED_SPANS[i] } else { SEED_SPANS[5 + (i - 5) % 6] };
+        let name = if i < 5 {
+            SEED_SPANS[i]
+        } else {
+            SEED_SPANS[5 + (i - 5) % 6]
+        };
         let dur_ms: u64 = match name {
             "llm.generate" => rng.random_range(800..9_000),
             "vm.spawn" => rng.random_range(2..10),
             _ => rng.random_range(5..400),
         };
         let attributes = match name {
-            "http.request" => json!({"method": "POST", "path": "/api/tickets/claim", "status_code": 200}),
+            "http.request" => {
+                json!({"method": "POST", "path": "/api/tickets/claim", "status_code": 200})
+            }
             "ticket.claim" => json!({"ticket_id": ticket, "agent_id": agent_id}),
-            "vm.spawn" => json!({"vm_id": format!("vm-{}", rng.random_range(0..1000)), "method": "restore"}),
+            "vm.spawn" => {
+                json!({"vm_id": format!("vm-{}", rng.random_range(0..1000)), "method": "restore"})
+            }
             "agent.execute" => json!({"agent_type": "forge"}),
-            "git.clone" => json!({"repo_url": "https://git.example.com/acme/app.git", "branch": "main"}),
-            "llm.generate" => json!({"model": "claude-sonnet-4-5", "input_tokens": rng.random_range(500..20_000), "output_tokens": rng.random_range(50..4_000)}),
-            "file.write" => json!({"file_count": rng.random_range(1..12), "total_bytes": rng.random_range(100..50_000)}),
+            "git.clone" => {
+                json!({"repo_url": "https://git.example.com/acme/app.git", "branch": "main"})
+            }
+            "llm.generate" => {
+                json!({"model": "claude-sonnet-4-5", "input_tokens": rng.random_range(500..20_000), "output_tokens": rng.random_range(50..4_000)})
+            }
+            "file.write" => {
+                json!({"file_count": rng.random_range(1..12), "total_bytes": rng.random_range(100..50_000)})
+            }
             "git.commit" => json!({"commit_sha": format!("{:040x}", rng.random::<u128>())}),
             "git.push" => json!({"branch": format!("swarm/{ticket}")}),
-            "pr.create" => json!({"pr_number": rng.random_range(1..5000), "pr_url": "https://git.example.com/acme/app/pull/1"}),
+            "pr.create" => {
+                json!({"pr_number": rng.random_range(1..5000), "pr_url": "https://git.example.com/acme/app/pull/1"})
+            }
             _ => json!({"duration_ms": dur_ms}),
         };
         let id = uuid(rng);
@@ -148,6 +167,13 @@ fn generate_trace(rng: &mut impl Rng, tenant: &str, agent: usize, n: usize) -> G
     }
 }
 
+/// A trace the collector acknowledged, to look for afterwards.
+struct AckedTrace {
+    tenant: String,
+    trace_id: String,
+    span_ids: Vec<String>,
+}
+
 /// A collector this bench started, stopped gracefully on drop.
 struct Spawned {
     child: Child,
@@ -156,7 +182,10 @@ struct Spawned {
 
 impl Drop for Spawned {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -178,7 +207,10 @@ fn spawn_collector(data_dir: Option<PathBuf>) -> anyhow::Result<(Spawned, String
         .stderr(Stdio::inherit())
         .spawn()
         .context("cannot start the collector")?;
-    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no collector stdout"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("no collector stdout"))?;
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
     let url = line
@@ -222,7 +254,10 @@ impl Target {
     async fn post(&self, body: &Value) -> anyhow::Result<()> {
         // Retry on 503 (queue full) as the SDK does, so overload shows as latency.
         for attempt in 0..100u32 {
-            let mut req = self.http.post(format!("{}/api/traces", self.url)).json(body);
+            let mut req = self
+                .http
+                .post(format!("{}/api/traces", self.url))
+                .json(body);
             if let Some(k) = &self.key {
                 req = req.bearer_auth(k);
             }
@@ -230,7 +265,10 @@ impl Target {
             match resp.status().as_u16() {
                 202 => return Ok(()),
                 503 => tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt + 1))).await,
-                s => bail!("POST /api/traces answered {s}: {}", resp.text().await.unwrap_or_default()),
+                s => bail!(
+                    "POST /api/traces answered {s}: {}",
+                    resp.text().await.unwrap_or_default()
+                ),
             }
         }
         bail!("collector stayed overloaded")
@@ -241,7 +279,10 @@ impl Target {
         if let Some(k) = &self.key {
             req = req.bearer_auth(k);
         }
-        let resp = req.send().await.with_context(|| format!("GET {path} failed"))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("GET {path} failed"))?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -268,7 +309,8 @@ async fn prefill(target: &Arc<Target>, total: usize, seed: u64) -> anyhow::Resul
                     if i >= traces {
                         break;
                     }
-                    let t = generate_trace(&mut rng, &format!("bench-{}", i % 4), i % 1000, per_trace);
+                    let t =
+                        generate_trace(&mut rng, &format!("bench-{}", i % 4), i % 1000, per_trace);
                     batch.extend(t.spans);
                     i += workers;
                 }
@@ -291,7 +333,9 @@ async fn prefill(target: &Arc<Target>, total: usize, seed: u64) -> anyhow::Resul
 
 pub(crate) async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     if args.agents == 0 || args.traces == 0 || args.spans == 0 {
-        return Err(crate::UsageError("--agents, --traces and --spans must be positive".into()).into());
+        return Err(
+            crate::UsageError("--agents, --traces and --spans must be positive".into()).into(),
+        );
     }
     let (spawned, url, pid) = match &args.url {
         Some(u) => (None, u.trim_end_matches('/').to_owned(), args.pid),
@@ -309,25 +353,32 @@ pub(crate) async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         url,
         key: args.key.clone(),
     });
-    target.get("/healthz").await.context("collector is not healthy")?;
+    target
+        .get("/healthz")
+        .await
+        .context("collector is not healthy")?;
     println!(
         "bench ingest: mode={:?} agents={} traces/agent={} spans/trace={} prefill={} collector={}",
         args.mode, args.agents, args.traces, args.spans, args.prefill, target.url
     );
+    // Fresh ids every run, so a rerun into the same data dir adds spans
+    // instead of re-sending (idempotently ignored) duplicates.
+    let seed: u64 = rand::random();
     if args.prefill > 0 {
-        prefill(&target, args.prefill, args.seed).await?;
+        prefill(&target, args.prefill, seed).await?;
     }
 
-    let acked: Arc<Mutex<Vec<(String, String, Vec<String>)>>> = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let mut handles = Vec::new();
     for agent in 0..args.agents {
         let target = Arc::clone(&target);
-        let acked = Arc::clone(&acked);
-        let (traces, spans, mode, seed) = (args.traces, args.spans, args.mode, args.seed);
+        let (traces, spans, mode) = (args.traces, args.spans, args.mode);
         handles.push(tokio::spawn(async move {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_mul(7919).wrapping_add(agent as u64));
+            let mut rng = rand::rngs::StdRng::seed_from_u64(
+                seed.wrapping_mul(7919).wrapping_add(agent as u64),
+            );
             let mut latencies = Vec::new();
+            let mut acked = Vec::new();
             for _ in 0..traces {
                 let t = generate_trace(&mut rng, &format!("bench-{}", agent % 4), agent, spans);
                 match mode {
@@ -344,14 +395,21 @@ pub(crate) async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
                         }
                     }
                 }
-                acked.lock().await.push((t.tenant, t.trace_id, t.span_ids));
+                acked.push(AckedTrace {
+                    tenant: t.tenant,
+                    trace_id: t.trace_id,
+                    span_ids: t.span_ids,
+                });
             }
-            anyhow::Ok(latencies)
+            anyhow::Ok((latencies, acked))
         }));
     }
     let mut latencies = Vec::new();
+    let mut acked = Vec::new();
     for h in handles {
-        latencies.extend(h.await.context("agent task failed")??);
+        let (l, a) = h.await.context("agent task failed")??;
+        latencies.extend(l);
+        acked.extend(a);
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
@@ -370,10 +428,14 @@ pub(crate) async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     );
 
     // Verify, and time trace reads while doing it.
-    let acked = std::mem::take(&mut *acked.lock().await);
     let mut reads = Vec::with_capacity(acked.len());
     let mut lost = 0usize;
-    for (tenant, trace_id, span_ids) in &acked {
+    for AckedTrace {
+        tenant,
+        trace_id,
+        span_ids,
+    } in &acked
+    {
         let sent = Instant::now();
         let doc = target
             .get(&format!("/api/traces/{trace_id}?tenant_id={tenant}"))
@@ -386,7 +448,10 @@ pub(crate) async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
                 .unwrap_or_default(),
             Err(_) => Default::default(),
         };
-        lost += span_ids.iter().filter(|id| !stored.contains(id.as_str())).count();
+        lost += span_ids
+            .iter()
+            .filter(|id| !stored.contains(id.as_str()))
+            .count();
     }
     reads.sort();
     println!(
@@ -418,7 +483,7 @@ pub(crate) async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         ),
         Err(e) => println!("database: stats unavailable ({e:#})"),
     }
-    let acked_spans: usize = acked.iter().map(|(_, _, s)| s.len()).sum();
+    let acked_spans: usize = acked.iter().map(|t| t.span_ids.len()).sum();
     println!(
         "verified: {} of {acked_spans} acknowledged spans stored, {lost} lost",
         acked_spans - lost

@@ -36,7 +36,11 @@ impl Client {
 
     /// GETs a JSON document; a non-2xx answer becomes an error carrying the
     /// server's message.
-    pub(crate) async fn get_json(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+    pub(crate) async fn get_json(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> anyhow::Result<Value> {
         let mut req = self.http.get(format!("{}{path}", self.base)).query(query);
         if let Some(k) = &self.key {
             req = req.bearer_auth(k);
@@ -49,7 +53,11 @@ impl Client {
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
             let msg = body["error"].as_str().unwrap_or("no error message");
-            return Err(anyhow!("{} {}: {msg}", status.as_u16(), status.canonical_reason().unwrap_or("")));
+            return Err(anyhow!(
+                "{} {}: {msg}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            ));
         }
         Ok(body)
     }

@@ -11,8 +11,14 @@ use crate::UsageError;
 pub(crate) fn add(args: KeysAddArgs) -> anyhow::Result<()> {
     let admin = args.roles.contains(&RoleArg::Admin);
     match (&args.tenant, admin) {
-        (Some(_), true) => return Err(UsageError("an admin key is not bound to a tenant: drop --tenant".into()).into()),
-        (None, false) => return Err(UsageError("--tenant is required for ingest and read keys".into()).into()),
+        (Some(_), true) => {
+            return Err(
+                UsageError("an admin key is not bound to a tenant: drop --tenant".into()).into(),
+            )
+        }
+        (None, false) => {
+            return Err(UsageError("--tenant is required for ingest and read keys".into()).into())
+        }
         (Some(t), false) if t.is_empty() || t.len() > 128 => {
             return Err(UsageError("--tenant must be 1 to 128 characters".into()).into())
         }
@@ -23,9 +29,13 @@ pub(crate) fn add(args: KeysAddArgs) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", args.config.display())),
     };
-    let mut doc: DocumentMut = text
-        .parse()
-        .map_err(|e: toml_edit::TomlError| UsageError(format!("config file {}: {}", args.config.display(), e.message())))?;
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        UsageError(format!(
+            "config file {}: {}",
+            args.config.display(),
+            e.message()
+        ))
+    })?;
     let key = generate_key();
     let mut entry = Table::new();
     entry.insert("hash", value(hash_key(&key)));
@@ -54,20 +64,40 @@ pub(crate) fn add(args: KeysAddArgs) -> anyhow::Result<()> {
             doc.insert("keys", Item::ArrayOfTables(tables));
         }
         Some(Item::ArrayOfTables(tables)) => tables.push(entry),
-        Some(_) => return Err(UsageError(format!("config file {}: `keys` is not an array of tables", args.config.display())).into()),
+        Some(_) => {
+            return Err(UsageError(format!(
+                "config file {}: `keys` is not an array of tables",
+                args.config.display()
+            ))
+            .into())
+        }
     }
     let new_text = doc.to_string();
     // Never write a file the collector would refuse.
-    Config::parse(&new_text).map_err(|e| UsageError(format!("config file {}: {e}", args.config.display())))?;
-    let dir = args.config.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
+    Config::parse(&new_text)
+        .map_err(|e| UsageError(format!("config file {}: {e}", args.config.display())))?;
+    let dir = args
+        .config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
     std::io::Write::write_all(&mut tmp, new_text.as_bytes())?;
-    tmp.persist(&args.config).with_context(|| format!("cannot write {}", args.config.display()))?;
+    tmp.persist(&args.config)
+        .with_context(|| format!("cannot write {}", args.config.display()))?;
     println!("{key}");
     eprintln!(
         "added {} key{} to {} (shown once; restart the collector to load it)",
-        args.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect::<Vec<_>>().join("+"),
-        args.tenant.as_deref().map(|t| format!(" for tenant {t}")).unwrap_or_default(),
+        args.roles
+            .iter()
+            .map(|r| format!("{r:?}").to_lowercase())
+            .collect::<Vec<_>>()
+            .join("+"),
+        args.tenant
+            .as_deref()
+            .map(|t| format!(" for tenant {t}"))
+            .unwrap_or_default(),
         args.config.display()
     );
     Ok(())

@@ -29,7 +29,9 @@ fn encode_path(segment: &str) -> String {
     segment
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -64,13 +66,18 @@ pub(crate) fn render_trace(doc: &Value) -> String {
         summary["span_count"].as_i64().unwrap_or(0),
         summary["error_count"].as_i64().unwrap_or(0),
     );
-    let start0 = summary["start_time"].as_str().and_then(parse_rfc3339).unwrap_or(0);
+    let start0 = summary["start_time"]
+        .as_str()
+        .and_then(parse_rfc3339)
+        .unwrap_or(0);
     let ids: HashSet<&str> = spans.iter().filter_map(|s| s["span_id"].as_str()).collect();
     let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut roots = Vec::new();
     for (i, s) in spans.iter().enumerate() {
         match s["parent_span_id"].as_str() {
-            Some(p) if ids.contains(p) && p != text(s, "span_id") => children.entry(p).or_default().push(i),
+            Some(p) if ids.contains(p) && p != text(s, "span_id") => {
+                children.entry(p).or_default().push(i)
+            }
             _ => roots.push(i),
         }
     }
@@ -81,7 +88,10 @@ pub(crate) fn render_trace(doc: &Value) -> String {
             continue;
         }
         let s = &spans[i];
-        let offset = s["start_time"].as_str().and_then(parse_rfc3339).map(|t| (t - start0) as f64 / 1e6);
+        let offset = s["start_time"]
+            .as_str()
+            .and_then(parse_rfc3339)
+            .map(|t| (t - start0) as f64 / 1e6);
         let status = match text(s, "status") {
             "error" => "ERROR",
             "ok" => "ok",
@@ -188,7 +198,15 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].contains("3 spans, 1 errors"), "{text}");
         assert!(lines[1].ends_with("http.request"), "{text}");
-        assert!(lines[2].contains("+250.0ms") && lines[2].contains("ERROR") && lines[2].contains("  ticket.claim  (no ticket)"), "{text}");
-        assert!(lines[3].contains("open") && lines[3].contains("git.push  [orphan"), "{text}");
+        assert!(
+            lines[2].contains("+250.0ms")
+                && lines[2].contains("ERROR")
+                && lines[2].contains("  ticket.claim  (no ticket)"),
+            "{text}"
+        );
+        assert!(
+            lines[3].contains("open") && lines[3].contains("git.push  [orphan"),
+            "{text}"
+        );
     }
 }
