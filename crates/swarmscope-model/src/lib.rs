@@ -7,10 +7,12 @@
 
 pub mod id;
 pub mod limits;
+pub mod log;
 pub mod seed;
 pub mod span;
 pub mod timestamp;
 
 pub use limits::Limits;
+pub use log::{decode_logs, LogLevel, LogRecord};
 pub use seed::{decode_spans, DecodeError};
 pub use span::{Attributes, Span, SpanEvent, SpanKind, SpanStatus};

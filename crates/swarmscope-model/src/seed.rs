@@ -28,14 +28,14 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    fn body(message: impl Into<String>) -> Self {
+    pub(crate) fn body(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             field: None,
         }
     }
 
-    fn field(path: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn field(path: &str, message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             field: Some(path.to_owned()),
@@ -105,7 +105,7 @@ pub fn decode_spans(
         .collect()
 }
 
-fn join(path: &str, key: &str) -> String {
+pub(crate) fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_owned()
     } else {
@@ -114,7 +114,10 @@ fn join(path: &str, key: &str) -> String {
 }
 
 /// Removes the first present, non-null of several spellings of one field.
-fn take(map: &mut Map<String, Value>, names: &[&'static str]) -> Option<(&'static str, Value)> {
+pub(crate) fn take(
+    map: &mut Map<String, Value>,
+    names: &[&'static str],
+) -> Option<(&'static str, Value)> {
     let mut found = None;
     for &name in names {
         if let Some(v) = map.remove(name) {
@@ -394,7 +397,7 @@ fn parse_status(text: &str, path: &str) -> Result<SpanStatus, DecodeError> {
     })
 }
 
-fn time_value(value: &Value, path: &str) -> Result<i64, DecodeError> {
+pub(crate) fn time_value(value: &Value, path: &str) -> Result<i64, DecodeError> {
     match value {
         Value::String(s) => parse_rfc3339(s).ok_or_else(|| {
             DecodeError::field(
@@ -409,7 +412,12 @@ fn time_value(value: &Value, path: &str) -> Result<i64, DecodeError> {
     }
 }
 
-fn id_text(value: Value, path: &str, limits: &Limits, key: &str) -> Result<String, DecodeError> {
+pub(crate) fn id_text(
+    value: Value,
+    path: &str,
+    limits: &Limits,
+    key: &str,
+) -> Result<String, DecodeError> {
     let text = match value {
         Value::String(s) => s,
         Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
@@ -469,7 +477,7 @@ fn required_id(
     }
 }
 
-fn optional_id(
+pub(crate) fn optional_id(
     map: &mut Map<String, Value>,
     names: &[&'static str],
     path: &str,
@@ -481,7 +489,11 @@ fn optional_id(
     }
 }
 
-fn check_attributes(attrs: &Attributes, path: &str, limits: &Limits) -> Result<(), DecodeError> {
+pub(crate) fn check_attributes(
+    attrs: &Attributes,
+    path: &str,
+    limits: &Limits,
+) -> Result<(), DecodeError> {
     if attrs.len() > limits.max_attributes {
         return Err(DecodeError::field(
             path,

@@ -14,10 +14,11 @@ mod writer;
 
 pub use error::{StoreError, WriteError};
 pub use query::{
-    Cursor, StatusFilter, TraceDetail, TraceFilter, TraceLookup, TracePage, TraceSummary,
+    Cursor, LogFilter, LogPage, StatusFilter, TraceDetail, TraceFilter, TraceLookup, TracePage,
+    TraceSummary, TRACE_LOG_LIMIT,
 };
 pub use reader::{Reader, StoreStats};
-pub use writer::{WriteOutcome, Writer, WriterConfig, WriterStats};
+pub use writer::{CloseScope, WriteOutcome, Writer, WriterConfig, WriterStats};
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 use swarmscope_model::timestamp::format_rfc3339;
-use swarmscope_model::Span;
+use swarmscope_model::{LogLevel, LogRecord, Span};
 
 /// One trace's summary, as listed by search.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +63,44 @@ pub struct TraceDetail {
     pub summary: TraceSummary,
     /// Its spans, by start time.
     pub spans: Vec<Span>,
+    /// Its log lines (those carrying its trace id), in time order, at most
+    /// [`TRACE_LOG_LIMIT`].
+    pub logs: Vec<LogRecord>,
+}
+
+/// Most log lines returned with one trace.
+pub const TRACE_LOG_LIMIT: usize = 5_000;
+
+/// Search criteria for [`crate::Reader::list_logs`]; every field narrows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogFilter {
+    /// Only this tenant's lines (`None`: all tenants, for admins).
+    pub tenant_id: Option<String>,
+    /// Only lines of this trace.
+    pub trace_id: Option<String>,
+    /// Only lines at least this severe.
+    pub min_level: Option<LogLevel>,
+    /// Only lines at or after this time, Unix ns.
+    pub since_ns: Option<i64>,
+    /// Only lines before this time, Unix ns.
+    pub until_ns: Option<i64>,
+    /// Only lines whose message contains this text (case-insensitive for ASCII).
+    pub text: Option<String>,
+    /// Oldest first (for following a stream or reading one trace) instead of newest first.
+    pub ascending: bool,
+    /// Page size.
+    pub limit: usize,
+    /// Continue after this position.
+    pub cursor: Option<Cursor>,
+}
+
+/// One page of log lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogPage {
+    /// The lines.
+    pub logs: Vec<LogRecord>,
+    /// Where the next page starts, when there may be one.
+    pub next_cursor: Option<Cursor>,
 }
 
 /// Result of looking a trace up by id.

@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
 use serde_json::{Map, Value};
-use swarmscope_model::{id, Span, SpanEvent, SpanKind, SpanStatus};
+use swarmscope_model::{id, LogLevel, LogRecord, Span, SpanEvent, SpanKind, SpanStatus};
 
 use crate::error::StoreError;
 use crate::query::{
-    Cursor, StatusFilter, TraceDetail, TraceFilter, TraceLookup, TracePage, TraceSummary,
+    Cursor, LogFilter, LogPage, StatusFilter, TraceDetail, TraceFilter, TraceLookup, TracePage,
+    TraceSummary, TRACE_LOG_LIMIT,
 };
 use crate::schema::open_read_connection;
 
@@ -28,6 +29,8 @@ pub struct StoreStats {
     pub traces: i64,
     /// Spans stored.
     pub spans: i64,
+    /// Log lines stored (the highest row id: exact until retention deletes).
+    pub logs: i64,
     /// Bytes used by the main database file (pages in use × page size).
     pub db_bytes: i64,
     /// Bytes in the write-ahead log file.
@@ -186,7 +189,22 @@ impl Reader {
                 }
             };
             let spans = load_spans(conn, row, &summary)?;
-            Ok(TraceLookup::Found(TraceDetail { summary, spans }))
+            let logs = query_logs(
+                conn,
+                &LogFilter {
+                    tenant_id: Some(summary.tenant_id.clone()),
+                    trace_id: Some(summary.trace_id.clone()),
+                    ascending: true,
+                    limit: TRACE_LOG_LIMIT,
+                    ..LogFilter::default()
+                },
+            )?
+            .logs;
+            Ok(TraceLookup::Found(TraceDetail {
+                summary,
+                spans,
+                logs,
+            }))
         })
     }
 
@@ -259,6 +277,11 @@ impl Reader {
         })
     }
 
+    /// Searches log lines.
+    pub fn list_logs(&self, filter: &LogFilter) -> Result<LogPage, StoreError> {
+        self.with_conn(|conn| query_logs(conn, filter))
+    }
+
     /// Counts and sizes, for `/api/stats` and benchmarks.
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         let wal_path = {
@@ -276,6 +299,8 @@ impl Reader {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
             let tenants: i64 = conn.query_row("SELECT count(*) FROM tenants", [], |r| r.get(0))?;
+            let logs: i64 =
+                conn.query_row("SELECT coalesce(max(id), 0) FROM logs", [], |r| r.get(0))?;
             let page_count: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
             let free: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
             let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
@@ -283,6 +308,7 @@ impl Reader {
                 tenants,
                 traces,
                 spans,
+                logs,
                 db_bytes: (page_count - free) * page_size,
                 wal_bytes,
             })
@@ -362,4 +388,119 @@ fn load_spans(
         });
     }
     Ok(spans)
+}
+
+fn query_logs(conn: &Connection, filter: &LogFilter) -> Result<LogPage, StoreError> {
+    let mut sql = String::from(
+        "SELECT l.id, tn.name, l.time_ns, l.level, l.message, l.trace_id, l.span_id, l.request_id,
+                l.ticket_id, l.agent_id, l.duration_ms, l.metadata
+         FROM logs l JOIN tenants tn ON tn.id = l.tenant WHERE 1 = 1",
+    );
+    let mut params: Vec<SqlValue> = Vec::new();
+    let mut push = |sql: &mut String, clause: &str, value: SqlValue| {
+        params.push(value);
+        sql.push_str(&clause.replace('?', &format!("?{}", params.len())));
+    };
+    if let Some(t) = &filter.tenant_id {
+        push(
+            &mut sql,
+            " AND l.tenant = (SELECT id FROM tenants WHERE name = ?)",
+            SqlValue::Text(t.clone()),
+        );
+    }
+    if let Some(t) = &filter.trace_id {
+        push(
+            &mut sql,
+            " AND l.trace_id = ?",
+            SqlValue::Blob(id::encode(t)),
+        );
+    }
+    if let Some(level) = filter.min_level {
+        push(
+            &mut sql,
+            " AND l.level >= ?",
+            SqlValue::Integer(level.code()),
+        );
+    }
+    if let Some(v) = filter.since_ns {
+        push(&mut sql, " AND l.time_ns >= ?", SqlValue::Integer(v));
+    }
+    if let Some(v) = filter.until_ns {
+        push(&mut sql, " AND l.time_ns < ?", SqlValue::Integer(v));
+    }
+    if let Some(text) = &filter.text {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        push(
+            &mut sql,
+            " AND l.message LIKE ? ESCAPE '\\'",
+            SqlValue::Text(format!("%{escaped}%")),
+        );
+    }
+    let (cmp, order) = if filter.ascending {
+        (">", "ASC")
+    } else {
+        ("<", "DESC")
+    };
+    if let Some(c) = filter.cursor {
+        push(
+            &mut sql,
+            &format!(" AND (l.time_ns {cmp} ?"),
+            SqlValue::Integer(c.start_ns),
+        );
+        push(
+            &mut sql,
+            " OR (l.time_ns = ?",
+            SqlValue::Integer(c.start_ns),
+        );
+        push(
+            &mut sql,
+            &format!(" AND l.id {cmp} ?))"),
+            SqlValue::Integer(c.row),
+        );
+    }
+    let limit = filter.limit.max(1);
+    push(
+        &mut sql,
+        &format!(" ORDER BY l.time_ns {order}, l.id {order} LIMIT ?"),
+        SqlValue::Integer(limit as i64 + 1),
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(params))?;
+    let mut out: Vec<(i64, LogRecord)> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let decode_id = |v: Option<Vec<u8>>| v.and_then(|b| id::decode(&b));
+        out.push((
+            r.get(0)?,
+            LogRecord {
+                tenant_id: r.get(1)?,
+                time_ns: r.get(2)?,
+                level: LogLevel::from_code(r.get(3)?),
+                message: r.get(4)?,
+                trace_id: decode_id(r.get(5)?),
+                span_id: decode_id(r.get(6)?),
+                request_id: r.get(7)?,
+                ticket_id: r.get(8)?,
+                agent_id: r.get(9)?,
+                duration_ms: r.get(10)?,
+                metadata: parse_object(r.get(11)?, "log metadata")?,
+            },
+        ));
+    }
+    let more = out.len() > limit;
+    out.truncate(limit);
+    let next_cursor = if more {
+        out.last().map(|(id, l)| Cursor {
+            start_ns: l.time_ns,
+            row: *id,
+        })
+    } else {
+        None
+    };
+    Ok(LogPage {
+        logs: out.into_iter().map(|(_, l)| l).collect(),
+        next_cursor,
+    })
 }

@@ -68,6 +68,36 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE UNIQUE INDEX spans_by_trace ON spans(trace, span_id);
     "#,
+    // 2: logs; open and incomplete spans; when each trace last got data.
+    r#"
+    -- A span with no end is open (announced at start, or never ended). The
+    -- collector closes open spans whose VM died or whose trace went silent,
+    -- marking them incomplete; a genuine end that arrives later replaces that.
+    ALTER TABLE spans ADD COLUMN incomplete INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX spans_open ON spans(trace) WHERE end_ns IS NULL;
+    ALTER TABLE traces ADD COLUMN updated_ns INTEGER NOT NULL DEFAULT 0;
+
+    -- Log lines. (time_ns, fingerprint) makes a re-sent line a no-op and,
+    -- being time-ordered, is appended to rather than written at random.
+    CREATE TABLE logs (
+        id          INTEGER PRIMARY KEY,
+        tenant      INTEGER NOT NULL,
+        time_ns     INTEGER NOT NULL,
+        fingerprint INTEGER NOT NULL,
+        level       INTEGER NOT NULL,
+        message     TEXT NOT NULL,
+        trace_id    BLOB,
+        span_id     BLOB,
+        request_id  TEXT,
+        ticket_id   TEXT,
+        agent_id    TEXT,
+        duration_ms REAL,
+        metadata    TEXT
+    );
+    CREATE UNIQUE INDEX logs_by_time ON logs(time_ns, fingerprint);
+    CREATE INDEX logs_by_tenant_time ON logs(tenant, time_ns);
+    CREATE INDEX logs_by_trace ON logs(trace_id, time_ns) WHERE trace_id IS NOT NULL;
+    "#,
 ];
 
 /// Schema version this binary writes.

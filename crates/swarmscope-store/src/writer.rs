@@ -14,9 +14,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use rusqlite::{params, Connection, ErrorCode, TransactionBehavior};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use serde_json::{json, Value};
-use swarmscope_model::{id, Span, SpanStatus};
+use swarmscope_model::timestamp::now_nanos;
+use swarmscope_model::{id, LogRecord, Span, SpanStatus};
 use tokio::sync::oneshot;
 
 use crate::error::{StoreError, WriteError};
@@ -43,11 +44,29 @@ impl Default for WriterConfig {
 /// What a committed request changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriteOutcome {
-    /// Spans stored by this request.
+    /// Spans or log lines stored by this request.
     pub inserted: usize,
-    /// Spans that were already stored (same tenant, trace and span id) and so
-    /// were left as they were: re-sending is idempotent.
+    /// Spans or log lines that were already stored and so were left as they
+    /// were: re-sending is idempotent.
     pub duplicates: usize,
+    /// Open (or collector-closed) spans replaced by their completed version.
+    pub completed: usize,
+    /// Open spans closed as incomplete.
+    pub closed: usize,
+}
+
+/// Which open spans [`Writer::close_open_spans`] closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseScope {
+    /// Open spans that ran in this VM (it is gone), optionally only one tenant's.
+    Vm {
+        /// Only this tenant's spans (`None`: every tenant's).
+        tenant_id: Option<String>,
+        /// The VM that died.
+        vm_id: String,
+    },
+    /// Open spans of traces that got no data since this time (Unix ns).
+    SilentSince(i64),
 }
 
 /// Counters of the writer's work since start, for `/metrics` and benchmarks.
@@ -65,8 +84,26 @@ pub struct WriterStats {
     pub commit_micros: u64,
 }
 
+/// One unit of work for the writer thread.
+enum Work {
+    Spans(Vec<Span>),
+    Logs(Vec<LogRecord>),
+    Close(CloseScope, i64),
+}
+
+impl Work {
+    /// Its weight against the queue's capacity.
+    fn size(&self) -> usize {
+        match self {
+            Work::Spans(s) => s.len(),
+            Work::Logs(l) => l.len(),
+            Work::Close(..) => 1,
+        }
+    }
+}
+
 struct Job {
-    spans: Vec<Span>,
+    work: Work,
     ack: oneshot::Sender<Result<WriteOutcome, WriteError>>,
 }
 
@@ -118,9 +155,32 @@ impl Writer {
     ///
     /// Returns only after the transaction holding them committed, so a success
     /// means the spans survive the process being killed. Fails at once with
-    /// [`WriteError::QueueFull`] when the queue is at capacity.
+    /// [`WriteError::QueueFull`] when the queue is at capacity. A span already
+    /// stored is left alone, unless it was open (or closed by the collector as
+    /// incomplete) and this copy has an end: then this copy replaces it.
     pub async fn write(&self, spans: Vec<Span>) -> Result<WriteOutcome, WriteError> {
-        let n = spans.len();
+        self.submit(Work::Spans(spans)).await
+    }
+
+    /// Queues log lines and waits until they are committed; a line already
+    /// stored (same content) is not stored twice.
+    pub async fn write_logs(&self, logs: Vec<LogRecord>) -> Result<WriteOutcome, WriteError> {
+        self.submit(Work::Logs(logs)).await
+    }
+
+    /// Closes open spans in `scope` as `error`, `swarm.incomplete = true`, so a
+    /// trace shows where an agent died. `now_ns` is the end given to spans of a
+    /// dead VM; spans of silent traces end at their trace's last activity.
+    pub async fn close_open_spans(
+        &self,
+        scope: CloseScope,
+        now_ns: i64,
+    ) -> Result<WriteOutcome, WriteError> {
+        self.submit(Work::Close(scope, now_ns)).await
+    }
+
+    async fn submit(&self, work: Work) -> Result<WriteOutcome, WriteError> {
+        let n = work.size();
         if n == 0 {
             return Ok(WriteOutcome::default());
         }
@@ -134,7 +194,7 @@ impl Writer {
         }
         let (ack, done) = oneshot::channel();
         let sent = match lock(&self.inner.sender).as_ref() {
-            Some(sender) => sender.send(Job { spans, ack }).is_ok(),
+            Some(sender) => sender.send(Job { work, ack }).is_ok(),
             None => false,
         };
         if !sent {
@@ -174,12 +234,12 @@ fn run(mut conn: Connection, receiver: mpsc::Receiver<Job>, inner: &Inner, max_b
     // `recv` keeps returning queued jobs after every sender is gone, so a
     // close drains the queue before the loop ends.
     while let Ok(first) = receiver.recv() {
-        let mut count = first.spans.len();
+        let mut count = first.work.size();
         let mut jobs = vec![first];
         while count < max_batch {
             match receiver.try_recv() {
                 Ok(job) => {
-                    count += job.spans.len();
+                    count += job.work.size();
                     jobs.push(job);
                 }
                 Err(_) => break,
@@ -235,10 +295,37 @@ struct TraceState {
     start_ns: i64,
     end_ns: i64,
     root: Option<(i64, String)>,
+    touched: bool,
 }
 
 impl TraceState {
+    fn new(id: i64, first: &Span, ids: [Option<String>; 4]) -> TraceState {
+        let [ticket_id, agent_id, vm_id, service] = ids;
+        TraceState {
+            id,
+            ticket_id,
+            agent_id,
+            vm_id,
+            service,
+            inserted: 0,
+            errors: 0,
+            start_ns: first.start_ns,
+            end_ns: first.start_ns,
+            root: None,
+            touched: false,
+        }
+    }
+
+    /// A stored open span was replaced by its completed version.
+    fn complete(&mut self, span: &Span, old_status: SpanStatus) {
+        self.touched = true;
+        self.errors += i64::from(span.status == SpanStatus::Error)
+            - i64::from(old_status == SpanStatus::Error);
+        self.end_ns = self.end_ns.max(span.end_ns.unwrap_or(span.start_ns));
+    }
+
     fn add(&mut self, span: &Span) {
+        self.touched = true;
         self.inserted += 1;
         if span.status == SpanStatus::Error {
             self.errors += 1;
@@ -308,88 +395,174 @@ fn commit(
     jobs: &[Job],
 ) -> rusqlite::Result<Vec<WriteOutcome>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let now = now_nanos();
     let mut traces: HashMap<(i64, Vec<u8>), TraceState> = HashMap::new();
     let mut outcomes = Vec::with_capacity(jobs.len());
-    {
-        let mut find_trace = tx.prepare_cached(
-            "SELECT id, ticket_id, agent_id, vm_id, service FROM traces
-             WHERE trace_id = ?1 AND tenant = ?2",
-        )?;
-        let mut new_trace = tx.prepare_cached(
-            "INSERT INTO traces (tenant, trace_id, start_ns, end_ns, ticket_id, agent_id, vm_id, service)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        let mut insert_span = tx.prepare_cached(
-            "INSERT OR IGNORE INTO spans (trace, span_id, parent_id, name, kind, status,
-                 status_message, start_ns, end_ns, ticket_id, agent_id, vm_id, service,
-                 attributes, events)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )?;
-        for job in jobs {
-            let mut outcome = WriteOutcome::default();
-            for span in &job.spans {
-                let tenant = tenant_ref(&tx, tenants, &span.tenant_id)?;
-                let trace = match traces.entry((tenant, id::encode(&span.trace_id))) {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(e) => {
-                        let existing = find_trace
-                            .query_row(params![e.key().1, tenant], |r| {
-                                Ok(TraceState {
-                                    id: r.get(0)?,
-                                    ticket_id: r.get(1)?,
-                                    agent_id: r.get(2)?,
-                                    vm_id: r.get(3)?,
-                                    service: r.get(4)?,
-                                    inserted: 0,
-                                    errors: 0,
-                                    start_ns: span.start_ns,
-                                    end_ns: span.start_ns,
-                                    root: None,
-                                })
-                            })
-                            .map(Some)
-                            .or_else(|e| match e {
-                                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                                other => Err(other),
-                            })?;
-                        let state = match existing {
-                            Some(state) => state,
-                            None => {
-                                new_trace.execute(params![
-                                    tenant,
-                                    e.key().1,
-                                    span.start_ns,
-                                    span.end_ns.unwrap_or(span.start_ns),
-                                    span.ticket_id,
-                                    span.agent_id,
-                                    span.vm_id,
-                                    span.service,
-                                ])?;
-                                TraceState {
-                                    id: tx.last_insert_rowid(),
-                                    ticket_id: span.ticket_id.clone(),
-                                    agent_id: span.agent_id.clone(),
-                                    vm_id: span.vm_id.clone(),
-                                    service: span.service.clone(),
-                                    inserted: 0,
-                                    errors: 0,
-                                    start_ns: span.start_ns,
-                                    end_ns: span.start_ns,
-                                    root: None,
-                                }
-                            }
-                        };
-                        e.insert(state)
-                    }
-                };
-                let attributes = if span.attributes.is_empty() {
-                    None
-                } else {
-                    Some(Value::Object(span.attributes.clone()).to_string())
-                };
-                let changed = insert_span.execute(params![
+    for job in jobs {
+        let outcome = match &job.work {
+            Work::Spans(spans) => write_spans(&tx, tenants, &mut traces, spans, now)?,
+            Work::Logs(logs) => write_logs(&tx, tenants, logs)?,
+            Work::Close(scope, end_ns) => close_spans(&tx, scope, *end_ns)?,
+        };
+        outcomes.push(outcome);
+    }
+    let mut update = tx.prepare_cached(
+        "UPDATE traces SET
+             start_ns = min(start_ns, ?2),
+             end_ns = max(end_ns, ?3),
+             span_count = span_count + ?4,
+             error_count = error_count + ?5,
+             root_name = CASE WHEN ?6 IS NOT NULL AND (root_start_ns IS NULL OR ?7 < root_start_ns)
+                              THEN ?6 ELSE root_name END,
+             root_start_ns = CASE WHEN ?6 IS NOT NULL AND (root_start_ns IS NULL OR ?7 < root_start_ns)
+                              THEN ?7 ELSE root_start_ns END,
+             updated_ns = ?8
+         WHERE id = ?1",
+    )?;
+    for t in traces.values().filter(|t| t.touched) {
+        let (root_start, root_name) = match &t.root {
+            Some((start, name)) => (Some(*start), Some(name.as_str())),
+            None => (None, None),
+        };
+        update.execute(params![
+            t.id, t.start_ns, t.end_ns, t.inserted, t.errors, root_name, root_start, now
+        ])?;
+    }
+    drop(update);
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+fn trace_state<'a>(
+    tx: &Connection,
+    traces: &'a mut HashMap<(i64, Vec<u8>), TraceState>,
+    tenant: i64,
+    span: &Span,
+    now: i64,
+) -> rusqlite::Result<&'a mut TraceState> {
+    match traces.entry((tenant, id::encode(&span.trace_id))) {
+        Entry::Occupied(e) => Ok(e.into_mut()),
+        Entry::Vacant(e) => {
+            let existing = tx
+                .prepare_cached(
+                    "SELECT id, ticket_id, agent_id, vm_id, service FROM traces
+                     WHERE trace_id = ?1 AND tenant = ?2",
+                )?
+                .query_row(params![e.key().1, tenant], |r| {
+                    Ok(TraceState::new(
+                        r.get(0)?,
+                        span,
+                        [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?],
+                    ))
+                })
+                .optional()?;
+            let state = match existing {
+                Some(state) => state,
+                None => {
+                    tx.prepare_cached(
+                        "INSERT INTO traces (tenant, trace_id, start_ns, end_ns, ticket_id, agent_id,
+                             vm_id, service, updated_ns)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )?
+                    .execute(params![
+                        tenant,
+                        e.key().1,
+                        span.start_ns,
+                        span.end_ns.unwrap_or(span.start_ns),
+                        span.ticket_id,
+                        span.agent_id,
+                        span.vm_id,
+                        span.service,
+                        now,
+                    ])?;
+                    TraceState::new(
+                        tx.last_insert_rowid(),
+                        span,
+                        [
+                            span.ticket_id.clone(),
+                            span.agent_id.clone(),
+                            span.vm_id.clone(),
+                            span.service.clone(),
+                        ],
+                    )
+                }
+            };
+            Ok(e.insert(state))
+        }
+    }
+}
+
+fn write_spans(
+    tx: &Connection,
+    tenants: &mut HashMap<String, i64>,
+    traces: &mut HashMap<(i64, Vec<u8>), TraceState>,
+    spans: &[Span],
+    now: i64,
+) -> rusqlite::Result<WriteOutcome> {
+    let mut outcome = WriteOutcome::default();
+    let mut insert_span = tx.prepare_cached(
+        "INSERT OR IGNORE INTO spans (trace, span_id, parent_id, name, kind, status,
+             status_message, start_ns, end_ns, ticket_id, agent_id, vm_id, service,
+             attributes, events)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?;
+    for span in spans {
+        let tenant = tenant_ref(tx, tenants, &span.tenant_id)?;
+        let trace = trace_state(tx, traces, tenant, span, now)?;
+        let attributes = if span.attributes.is_empty() {
+            None
+        } else {
+            Some(Value::Object(span.attributes.clone()).to_string())
+        };
+        let span_key = id::encode(&span.span_id);
+        let columns = params![
+            trace.id,
+            span_key,
+            span.parent_span_id.as_deref().map(id::encode),
+            span.name,
+            span.kind.code(),
+            span.status.code(),
+            span.status_message,
+            span.start_ns,
+            span.end_ns,
+            own_value(&span.ticket_id, &trace.ticket_id),
+            own_value(&span.agent_id, &trace.agent_id),
+            own_value(&span.vm_id, &trace.vm_id),
+            own_value(&span.service, &trace.service),
+            attributes,
+            events_json(span),
+        ];
+        if insert_span.execute(columns)? == 1 {
+            outcome.inserted += 1;
+            trace.add(span);
+            continue;
+        }
+        // Already stored. Replace it only when it is open (or was closed by the
+        // collector) and this copy has really ended.
+        let replaceable = if span.end_ns.is_some() {
+            tx.prepare_cached(
+                "SELECT rowid, status FROM spans
+                 WHERE trace = ?1 AND span_id = ?2 AND (end_ns IS NULL OR incomplete = 1)",
+            )?
+            .query_row(params![trace.id, span_key], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .optional()?
+        } else {
+            None
+        };
+        match replaceable {
+            Some((rowid, old_status)) => {
+                tx.prepare_cached(
+                    "UPDATE spans SET trace = ?1, span_id = ?2, parent_id = ?3, name = ?4, kind = ?5,
+                         status = ?6, status_message = ?7, start_ns = ?8, end_ns = ?9, ticket_id = ?10,
+                         agent_id = ?11, vm_id = ?12, service = ?13, attributes = ?14, events = ?15,
+                         incomplete = 0
+                     WHERE rowid = ?16",
+                )?
+                .execute(params![
                     trace.id,
-                    id::encode(&span.span_id),
+                    span_key,
                     span.parent_span_id.as_deref().map(id::encode),
                     span.name,
                     span.kind.code(),
@@ -403,38 +576,130 @@ fn commit(
                     own_value(&span.service, &trace.service),
                     attributes,
                     events_json(span),
+                    rowid,
                 ])?;
-                if changed == 1 {
-                    outcome.inserted += 1;
-                    trace.add(span);
-                } else {
-                    outcome.duplicates += 1;
-                }
+                trace.complete(span, SpanStatus::from_code(old_status));
+                outcome.completed += 1;
             }
-            outcomes.push(outcome);
-        }
-        let mut update = tx.prepare_cached(
-            "UPDATE traces SET
-                 start_ns = min(start_ns, ?2),
-                 end_ns = max(end_ns, ?3),
-                 span_count = span_count + ?4,
-                 error_count = error_count + ?5,
-                 root_name = CASE WHEN ?6 IS NOT NULL AND (root_start_ns IS NULL OR ?7 < root_start_ns)
-                                  THEN ?6 ELSE root_name END,
-                 root_start_ns = CASE WHEN ?6 IS NOT NULL AND (root_start_ns IS NULL OR ?7 < root_start_ns)
-                                  THEN ?7 ELSE root_start_ns END
-             WHERE id = ?1",
-        )?;
-        for t in traces.values().filter(|t| t.inserted > 0) {
-            let (root_start, root_name) = match &t.root {
-                Some((start, name)) => (Some(*start), Some(name.as_str())),
-                None => (None, None),
-            };
-            update.execute(params![
-                t.id, t.start_ns, t.end_ns, t.inserted, t.errors, root_name, root_start
-            ])?;
+            None => outcome.duplicates += 1,
         }
     }
-    tx.commit()?;
-    Ok(outcomes)
+    Ok(outcome)
+}
+
+fn write_logs(
+    tx: &Connection,
+    tenants: &mut HashMap<String, i64>,
+    logs: &[LogRecord],
+) -> rusqlite::Result<WriteOutcome> {
+    let mut outcome = WriteOutcome::default();
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO logs (tenant, time_ns, fingerprint, level, message, trace_id,
+             span_id, request_id, ticket_id, agent_id, duration_ms, metadata)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    for log in logs {
+        let tenant = tenant_ref(tx, tenants, &log.tenant_id)?;
+        let metadata = if log.metadata.is_empty() {
+            None
+        } else {
+            Some(Value::Object(log.metadata.clone()).to_string())
+        };
+        let changed = insert.execute(params![
+            tenant,
+            log.time_ns,
+            log.fingerprint(),
+            log.level.code(),
+            log.message,
+            log.trace_id.as_deref().map(id::encode),
+            log.span_id.as_deref().map(id::encode),
+            log.request_id,
+            log.ticket_id,
+            log.agent_id,
+            log.duration_ms,
+            metadata,
+        ])?;
+        if changed == 1 {
+            outcome.inserted += 1;
+        } else {
+            outcome.duplicates += 1;
+        }
+    }
+    Ok(outcome)
+}
+
+fn close_spans(tx: &Connection, scope: &CloseScope, now_ns: i64) -> rusqlite::Result<WriteOutcome> {
+    // Open spans are few and indexed (spans_open), so finding them is cheap.
+    const EFFECTIVE_VM: &str =
+        "CASE WHEN s.vm_id IS NULL THEN t.vm_id WHEN s.vm_id = '' THEN NULL ELSE s.vm_id END";
+    let (sql, params): (String, Vec<rusqlite::types::Value>) = match scope {
+        CloseScope::Vm { tenant_id, vm_id } => {
+            let mut sql = format!(
+                "SELECT s.rowid, s.trace, s.status, s.start_ns, s.attributes, t.end_ns
+                 FROM spans s JOIN traces t ON t.id = s.trace
+                 WHERE s.end_ns IS NULL AND {EFFECTIVE_VM} = ?1"
+            );
+            let mut params = vec![rusqlite::types::Value::Text(vm_id.clone())];
+            if let Some(tenant) = tenant_id {
+                sql.push_str(" AND t.tenant = (SELECT id FROM tenants WHERE name = ?2)");
+                params.push(rusqlite::types::Value::Text(tenant.clone()));
+            }
+            (sql, params)
+        }
+        CloseScope::SilentSince(cutoff) => (
+            "SELECT s.rowid, s.trace, s.status, s.start_ns, s.attributes, t.end_ns
+             FROM spans s JOIN traces t ON t.id = s.trace
+             WHERE s.end_ns IS NULL AND t.updated_ns < ?1"
+                .to_owned(),
+            vec![rusqlite::types::Value::Integer(*cutoff)],
+        ),
+    };
+    type OpenSpan = (i64, i64, i64, i64, Option<String>, i64);
+    let open: Vec<OpenSpan> = tx
+        .prepare(&sql)?
+        .query_map(rusqlite::params_from_iter(params), |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    let reason = match scope {
+        CloseScope::Vm { vm_id, .. } => format!("span never ended: vm {vm_id} terminated"),
+        CloseScope::SilentSince(_) => "span never ended: its trace went silent".to_owned(),
+    };
+    let mut update = tx.prepare_cached(
+        "UPDATE spans SET end_ns = ?2, status = 2, status_message = ?3, attributes = ?4, incomplete = 1
+         WHERE rowid = ?1",
+    )?;
+    let mut touch = tx.prepare_cached(
+        "UPDATE traces SET end_ns = max(end_ns, ?2), error_count = error_count + ?3 WHERE id = ?1",
+    )?;
+    for (rowid, trace, status, start_ns, attributes, trace_end) in &open {
+        let mut attrs = attributes
+            .as_deref()
+            .and_then(|a| serde_json::from_str::<serde_json::Map<String, Value>>(a).ok())
+            .unwrap_or_default();
+        attrs.insert("swarm.incomplete".into(), Value::Bool(true));
+        let end = match scope {
+            CloseScope::Vm { .. } => now_ns.max(*start_ns),
+            CloseScope::SilentSince(_) => (*trace_end).max(*start_ns),
+        };
+        update.execute(params![
+            rowid,
+            end,
+            reason,
+            Value::Object(attrs).to_string()
+        ])?;
+        let new_error = i64::from(SpanStatus::from_code(*status) != SpanStatus::Error);
+        touch.execute(params![trace, end, new_error])?;
+    }
+    Ok(WriteOutcome {
+        closed: open.len(),
+        ..WriteOutcome::default()
+    })
 }

@@ -1,8 +1,10 @@
 //! The store end to end: writer, group commit, summaries, queries.
 
 use serde_json::json;
-use swarmscope_model::{Span, SpanKind, SpanStatus};
-use swarmscope_store::{StatusFilter, Store, TraceFilter, TraceLookup, WriteError, WriterConfig};
+use swarmscope_model::{LogLevel, LogRecord, Span, SpanKind, SpanStatus};
+use swarmscope_store::{
+    CloseScope, LogFilter, StatusFilter, Store, TraceFilter, TraceLookup, WriteError, WriterConfig,
+};
 
 fn span(tenant: &str, trace: &str, id: &str, name: &str, start_ms: i64) -> Span {
     Span {
@@ -293,4 +295,273 @@ async fn close_drains_what_was_queued() {
     drop(store);
     let reopened = Store::open(dir.path(), WriterConfig::default()).expect("reopen");
     assert_eq!(reopened.reader().stats().expect("stats").spans, 1);
+}
+
+fn log(tenant: &str, trace: Option<&str>, ms: i64, level: LogLevel, message: &str) -> LogRecord {
+    LogRecord {
+        tenant_id: tenant.into(),
+        time_ns: ms * 1_000_000,
+        level,
+        message: message.into(),
+        trace_id: trace.map(str::to_owned),
+        span_id: None,
+        request_id: None,
+        ticket_id: None,
+        agent_id: None,
+        duration_ms: None,
+        metadata: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn logs_are_idempotent_searchable_and_come_with_their_trace() {
+    let (_dir, store) = open();
+    store
+        .writer()
+        .write(vec![span("a", "t1", "s1", "root", 0)])
+        .await
+        .expect("span");
+    let lines = vec![
+        log("a", Some("t1"), 1, LogLevel::Info, "claimed ticket"),
+        log(
+            "a",
+            Some("t1"),
+            2,
+            LogLevel::Error,
+            "push rejected: 100% of 50_ refs",
+        ),
+        log("a", None, 3, LogLevel::Warn, "queue deep"),
+        log(
+            "b",
+            Some("t1"),
+            4,
+            LogLevel::Fatal,
+            "other tenant, same trace id",
+        ),
+    ];
+    let first = store
+        .writer()
+        .write_logs(lines.clone())
+        .await
+        .expect("logs");
+    assert_eq!((first.inserted, first.duplicates), (4, 0));
+    let again = store.writer().write_logs(lines).await.expect("logs again");
+    assert_eq!((again.inserted, again.duplicates), (0, 4));
+
+    let d = found(store.reader().get_trace(Some("a"), "t1").expect("trace"));
+    let messages: Vec<&str> = d.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        ["claimed ticket", "push rejected: 100% of 50_ refs"]
+    );
+
+    let list = |f: LogFilter| {
+        store
+            .reader()
+            .list_logs(&LogFilter { limit: 50, ..f })
+            .expect("list")
+            .logs
+            .into_iter()
+            .map(|l| l.message)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        list(LogFilter {
+            tenant_id: Some("a".into()),
+            ..Default::default()
+        })
+        .len(),
+        3
+    );
+    assert_eq!(
+        list(LogFilter {
+            min_level: Some(LogLevel::Warn),
+            tenant_id: Some("a".into()),
+            ..Default::default()
+        }),
+        ["queue deep", "push rejected: 100% of 50_ refs"]
+    );
+    assert_eq!(
+        list(LogFilter {
+            text: Some("100%".into()),
+            ..Default::default()
+        }),
+        ["push rejected: 100% of 50_ refs"]
+    );
+    assert_eq!(
+        list(LogFilter {
+            text: Some("0_".into()),
+            ..Default::default()
+        })
+        .len(),
+        1,
+        "LIKE wildcards are escaped"
+    );
+    assert_eq!(
+        list(LogFilter {
+            text: Some("%".into()),
+            ..Default::default()
+        })
+        .len(),
+        1
+    );
+    assert_eq!(
+        list(LogFilter {
+            since_ns: Some(2_000_000),
+            until_ns: Some(4_000_000),
+            ..Default::default()
+        })
+        .len(),
+        2
+    );
+
+    // Pages in both directions.
+    let mut filter = LogFilter {
+        limit: 1,
+        ascending: true,
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = store.reader().list_logs(&filter).expect("page");
+        seen.extend(page.logs.into_iter().map(|l| l.time_ns / 1_000_000));
+        match page.next_cursor {
+            Some(c) => filter.cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, [1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn an_open_span_is_completed_by_its_ended_copy() {
+    let (_dir, store) = open();
+    let mut open_span = span("a", "t1", "s1", "llm.generate", 0);
+    open_span.end_ns = None;
+    store
+        .writer()
+        .write(vec![open_span.clone()])
+        .await
+        .expect("announce");
+    let d = found(store.reader().get_trace(Some("a"), "t1").expect("read"));
+    assert_eq!(d.spans[0].end_ns, None);
+
+    let mut done = open_span.clone();
+    done.end_ns = Some(2_000 * 1_000_000);
+    done.status = SpanStatus::Error;
+    let out = store
+        .writer()
+        .write(vec![done.clone()])
+        .await
+        .expect("complete");
+    assert_eq!((out.inserted, out.completed), (0, 1));
+    let d = found(store.reader().get_trace(Some("a"), "t1").expect("read"));
+    assert_eq!(d.spans, vec![done.clone()]);
+    assert_eq!((d.summary.span_count, d.summary.error_count), (1, 1));
+    assert_eq!(d.summary.end_ns, 2_000 * 1_000_000);
+
+    // A completed span is final: another copy changes nothing.
+    let mut other = done.clone();
+    other.end_ns = Some(9_000 * 1_000_000);
+    let out = store.writer().write(vec![other]).await.expect("again");
+    assert_eq!(out.duplicates, 1);
+    let d = found(store.reader().get_trace(Some("a"), "t1").expect("read"));
+    assert_eq!(d.spans[0].end_ns, Some(2_000 * 1_000_000));
+}
+
+#[tokio::test]
+async fn open_spans_of_a_dead_vm_are_closed_as_incomplete_and_can_still_complete() {
+    let (_dir, store) = open();
+    let mut execute = span("a", "t1", "exec", "agent.execute", 0);
+    execute.end_ns = None;
+    execute.vm_id = Some("vm-1".into());
+    let mut llm = span("a", "t1", "llm", "llm.generate", 5);
+    llm.end_ns = None;
+    llm.vm_id = Some("vm-1".into());
+    let mut done = span("a", "t1", "clone", "git.clone", 1);
+    done.vm_id = Some("vm-1".into());
+    let mut elsewhere = span("a", "t2", "x", "agent.execute", 0);
+    elsewhere.end_ns = None;
+    elsewhere.vm_id = Some("vm-2".into());
+    let mut other_tenant = span("b", "t3", "y", "agent.execute", 0);
+    other_tenant.end_ns = None;
+    other_tenant.vm_id = Some("vm-1".into());
+    store
+        .writer()
+        .write(vec![execute.clone(), llm, done, elsewhere, other_tenant])
+        .await
+        .expect("write");
+
+    let out = store
+        .writer()
+        .close_open_spans(
+            CloseScope::Vm {
+                tenant_id: Some("a".into()),
+                vm_id: "vm-1".into(),
+            },
+            50 * 1_000_000,
+        )
+        .await
+        .expect("close");
+    assert_eq!(out.closed, 2);
+    let d = found(store.reader().get_trace(Some("a"), "t1").expect("read"));
+    for s in d.spans.iter().filter(|s| s.name != "git.clone") {
+        assert_eq!(s.end_ns, Some(50 * 1_000_000), "{}", s.name);
+        assert_eq!(s.status, SpanStatus::Error);
+        assert_eq!(s.attributes["swarm.incomplete"], true);
+        assert!(s
+            .status_message
+            .as_deref()
+            .is_some_and(|m| m.contains("vm-1")));
+    }
+    assert_eq!(d.summary.error_count, 2);
+    let untouched = found(store.reader().get_trace(Some("b"), "t3").expect("read"));
+    assert_eq!(
+        untouched.spans[0].end_ns, None,
+        "another tenant's spans are not closed by a tenant's report"
+    );
+    let vm2 = found(store.reader().get_trace(Some("a"), "t2").expect("read"));
+    assert_eq!(vm2.spans[0].end_ns, None);
+
+    // The agent's real end, shipped late from its spool, replaces the closure.
+    let mut real = execute;
+    real.end_ns = Some(40 * 1_000_000);
+    real.status = SpanStatus::Ok;
+    let out = store
+        .writer()
+        .write(vec![real.clone()])
+        .await
+        .expect("late");
+    assert_eq!(out.completed, 1);
+    let d = found(store.reader().get_trace(Some("a"), "t1").expect("read"));
+    let exec = d.spans.iter().find(|s| s.span_id == "exec").expect("exec");
+    assert_eq!(exec, &real);
+    assert_eq!(d.summary.error_count, 1);
+}
+
+#[tokio::test]
+async fn open_spans_of_silent_traces_are_closed() {
+    let (_dir, store) = open();
+    let mut stuck = span("a", "t1", "s1", "agent.execute", 0);
+    stuck.end_ns = None;
+    store.writer().write(vec![stuck]).await.expect("write");
+    let none = store
+        .writer()
+        .close_open_spans(CloseScope::SilentSince(0), 0)
+        .await
+        .expect("close");
+    assert_eq!(none.closed, 0, "the trace got data after time 0");
+    let out = store
+        .writer()
+        .close_open_spans(CloseScope::SilentSince(i64::MAX), 0)
+        .await
+        .expect("close");
+    assert_eq!(out.closed, 1);
+    let d = found(store.reader().get_trace(Some("a"), "t1").expect("read"));
+    assert_eq!(d.spans[0].attributes["swarm.incomplete"], true);
+    assert_eq!(
+        d.spans[0].end_ns,
+        Some(0),
+        "ends at its trace's last activity"
+    );
 }
