@@ -91,6 +91,10 @@ pub struct Config {
     /// Most spans committed in one transaction.
     #[serde(default = "default_max_batch_spans")]
     pub max_batch_spans: usize,
+    /// Seconds without new data after which a trace's open spans are closed
+    /// as incomplete (0: never).
+    #[serde(default = "default_incomplete_after_secs")]
+    pub incomplete_after_secs: u64,
     /// API keys. With none, the collector is open and may listen only on loopback.
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
@@ -111,6 +115,9 @@ fn default_queue_capacity_spans() -> usize {
 fn default_max_batch_spans() -> usize {
     8_192
 }
+fn default_incomplete_after_secs() -> u64 {
+    1_800
+}
 
 impl Default for Config {
     fn default() -> Self {
@@ -120,6 +127,7 @@ impl Default for Config {
             max_body_bytes: default_max_body_bytes(),
             queue_capacity_spans: default_queue_capacity_spans(),
             max_batch_spans: default_max_batch_spans(),
+            incomplete_after_secs: default_incomplete_after_secs(),
             keys: Vec::new(),
         }
     }

@@ -1,12 +1,18 @@
-//! `POST /api/traces`: the seed's wire format in, acknowledged after commit.
+//! Ingest: `POST /api/traces` (spans), `POST /api/logs` (log lines) and
+//! `POST /api/vms/{vm_id}/terminated` (a VM died: close its open spans).
+//! Everything is acknowledged only after commit.
 
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::Path;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
-use swarmscope_model::decode_spans;
+use swarmscope_model::timestamp::now_nanos;
+use swarmscope_model::{decode_logs, decode_spans};
+use swarmscope_store::CloseScope;
 
 use crate::body::read_body;
 use crate::error::ApiError;
@@ -59,4 +65,65 @@ fn bytes_len_hint(headers: &HeaderMap) -> usize {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(usize::MAX)
+}
+
+/// Accepts log lines; answers 202 `{"accepted": N}` once all N are committed.
+pub(crate) async fn post_logs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = state.auth.authenticate(&headers)?;
+    let key_tenant = principal.ingest_tenant()?.map(str::to_owned);
+    let bytes = read_body(&headers, body, state.max_body_bytes).await?;
+    let limits = state.limits.clone();
+    let decode =
+        move || decode_logs(&bytes, &limits, key_tenant.as_deref()).map(|l| (l, key_tenant));
+    let (logs, key_tenant) = if bytes_len_hint(&headers) > INLINE_DECODE_BYTES {
+        tokio::task::spawn_blocking(decode)
+            .await
+            .map_err(|_| ApiError::internal("decoder task failed"))??
+    } else {
+        decode()?
+    };
+    if let Some(tenant) = &key_tenant {
+        if let Some(i) = logs.iter().position(|l| &l.tenant_id != tenant) {
+            return Err(ApiError::forbidden(format!(
+                "log line {i} belongs to tenant {:?} but this API key is bound to {tenant:?}",
+                logs[i].tenant_id
+            ))
+            .field(if logs.len() == 1 {
+                "tenant_id".to_owned()
+            } else {
+                format!("[{i}].tenant_id")
+            }));
+        }
+    }
+    let outcome = state.store.writer().write_logs(logs).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "accepted": outcome.inserted + outcome.duplicates })),
+    ))
+}
+
+/// A VM is gone: close its open spans as incomplete. A tenant key closes only
+/// its tenant's spans. Answers 200 `{"closed": N}`.
+pub(crate) async fn vm_terminated(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    vm_id: Result<Path<String>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = state.auth.authenticate(&headers)?;
+    let tenant_id = principal.ingest_tenant()?.map(str::to_owned);
+    let Path(vm_id) =
+        vm_id.map_err(|e| ApiError::bad_param("vm_id", format!("invalid vm_id: {e}")))?;
+    if vm_id.is_empty() || vm_id.len() > state.limits.max_id_bytes {
+        return Err(ApiError::bad_param("vm_id", "vm_id must be 1 to 128 bytes"));
+    }
+    let outcome = state
+        .store
+        .writer()
+        .close_open_spans(CloseScope::Vm { tenant_id, vm_id }, now_nanos())
+        .await?;
+    Ok(Json(json!({ "closed": outcome.closed })))
 }

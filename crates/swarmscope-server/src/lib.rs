@@ -3,12 +3,14 @@
 //! [`router`] builds every route over an [`AppState`]; the binary binds and
 //! serves it. Modules are named for what they own: [`config`] (the one config
 //! struct), [`auth`] (API keys and tenancy), [`ingest`] (`POST /api/traces`),
-//! [`query`] (the read API), [`error`] (the one JSON error type).
+//! the read API, [`incomplete`] (closing spans that never end), [`error`] (the
+//! one JSON error type).
 
 pub mod auth;
 mod body;
 pub mod config;
 pub mod error;
+pub mod incomplete;
 mod ingest;
 mod query;
 
@@ -57,6 +59,8 @@ pub fn router(state: AppState) -> Router {
             post(ingest::post_traces).get(query::list_traces),
         )
         .route("/api/traces/{trace_id}", get(query::get_trace))
+        .route("/api/logs", post(ingest::post_logs).get(query::list_logs))
+        .route("/api/vms/{vm_id}/terminated", post(ingest::vm_terminated))
         .route("/api/tickets/{ticket_id}/traces", get(query::ticket_traces))
         .route("/api/stats", get(query::stats))
         .fallback(error::not_found)

@@ -10,8 +10,8 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Value};
 use swarmscope_model::timestamp::{now_nanos, parse_rfc3339};
-use swarmscope_model::Span;
-use swarmscope_store::{Cursor, StatusFilter, TraceFilter, TraceLookup};
+use swarmscope_model::{LogLevel, LogRecord, Span};
+use swarmscope_store::{Cursor, LogFilter, StatusFilter, TraceFilter, TraceLookup};
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -19,6 +19,7 @@ use crate::AppState;
 /// Largest page a search returns.
 const MAX_LIMIT: usize = 1_000;
 const DEFAULT_LIMIT: usize = 20;
+const DEFAULT_LOG_LIMIT: usize = 100;
 
 /// `GET /healthz`: 200 once the collector accepts traffic.
 pub(crate) async fn healthz() -> Json<Value> {
@@ -156,6 +157,7 @@ pub(crate) async fn get_trace(
     Ok(Json(TraceOut {
         trace: detail.summary.to_json(),
         spans,
+        logs: &detail.logs,
     })
     .into_response())
 }
@@ -173,6 +175,7 @@ struct SpanOut<'a> {
 struct TraceOut<'a> {
     trace: Value,
     spans: Vec<SpanOut<'a>>,
+    logs: &'a [LogRecord],
 }
 
 const LIST_PARAMS: &[&str] = &[
@@ -187,6 +190,28 @@ const LIST_PARAMS: &[&str] = &[
     "limit",
     "cursor",
 ];
+
+fn parse_limit(params: &Params) -> Result<Option<usize>, ApiError> {
+    params
+        .0
+        .get("limit")
+        .map(|v| match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_param(
+                "limit",
+                format!("limit must be an integer from 1 to {MAX_LIMIT}"),
+            )),
+        })
+        .transpose()
+}
+
+fn parse_cursor(params: &Params) -> Result<Option<Cursor>, ApiError> {
+    params
+        .0
+        .get("cursor")
+        .map(|c| Cursor::decode(c).ok_or_else(|| ApiError::bad_param("cursor", "invalid cursor")))
+        .transpose()
+}
 
 fn trace_filter(params: &Params, scope: Option<String>) -> Result<TraceFilter, ApiError> {
     let status = params
@@ -208,23 +233,8 @@ fn trace_filter(params: &Params, scope: Option<String>) -> Result<TraceFilter, A
             )),
         })
         .transpose()?;
-    let limit = match params.0.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(ApiError::bad_param(
-                    "limit",
-                    format!("limit must be an integer from 1 to {MAX_LIMIT}"),
-                ))
-            }
-        },
-    };
-    let cursor = params
-        .0
-        .get("cursor")
-        .map(|c| Cursor::decode(c).ok_or_else(|| ApiError::bad_param("cursor", "invalid cursor")))
-        .transpose()?;
+    let limit = parse_limit(params)?.unwrap_or(DEFAULT_LIMIT);
+    let cursor = parse_cursor(params)?;
     Ok(TraceFilter {
         tenant_id: scope,
         ticket_id: params.text("ticket_id")?,
@@ -277,6 +287,62 @@ pub(crate) async fn ticket_traces(
     search(&state, filter).await
 }
 
+/// `GET /api/logs?...`: log lines, newest first (or `order=asc`), paginated.
+pub(crate) async fn list_logs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let principal = state.auth.authenticate(&headers)?;
+    let params = Params::parse(
+        raw.as_deref(),
+        &[
+            "tenant_id",
+            "trace_id",
+            "level",
+            "since",
+            "until",
+            "q",
+            "limit",
+            "cursor",
+            "order",
+        ],
+    )?;
+    let scope = principal.read_scope(params.text("tenant_id")?.as_deref())?;
+    let min_level = params
+        .0
+        .get("level")
+        .map(|l| {
+            LogLevel::parse(l).ok_or_else(|| {
+                ApiError::bad_param("level", "level must be debug, info, warn, error or fatal")
+            })
+        })
+        .transpose()?;
+    let ascending = match params.0.get("order").map(String::as_str) {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(_) => return Err(ApiError::bad_param("order", "order must be asc or desc")),
+    };
+    let filter = LogFilter {
+        tenant_id: scope,
+        trace_id: params.text("trace_id")?,
+        min_level,
+        since_ns: params.time("since")?,
+        until_ns: params.time("until")?,
+        text: params.text("q")?,
+        ascending,
+        limit: parse_limit(&params)?.unwrap_or(DEFAULT_LOG_LIMIT),
+        cursor: parse_cursor(&params)?,
+    };
+    let reader = state.store.reader().clone();
+    let page = blocking(move || Ok(reader.list_logs(&filter)?)).await?;
+    Ok(Json(json!({
+        "logs": page.logs,
+        "next_cursor": page.next_cursor.map(|c| c.encode()),
+        "last_cursor": page.last_cursor.map(|c| c.encode()),
+    })))
+}
+
 /// `GET /api/stats`: counts and database size (admin only).
 pub(crate) async fn stats(
     State(state): State<AppState>,
@@ -293,6 +359,7 @@ pub(crate) async fn stats(
         "tenants": s.tenants,
         "traces": s.traces,
         "spans": s.spans,
+        "logs": s.logs,
         "db_bytes": s.db_bytes,
         "wal_bytes": s.wal_bytes,
         "bytes_per_span": if s.spans > 0 { s.db_bytes as f64 / s.spans as f64 } else { 0.0 },

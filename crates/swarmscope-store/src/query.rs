@@ -101,13 +101,16 @@ pub struct LogPage {
     pub logs: Vec<LogRecord>,
     /// Where the next page starts, when there may be one.
     pub next_cursor: Option<Cursor>,
+    /// The position of the last line returned, even when no more lines exist
+    /// yet: an ascending reader polls from here to follow new lines.
+    pub last_cursor: Option<Cursor>,
 }
 
 /// Result of looking a trace up by id.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TraceLookup {
     /// Exactly one trace matched.
-    Found(TraceDetail),
+    Found(Box<TraceDetail>),
     /// No trace with that id is visible.
     NotFound,
     /// Several tenants have a trace with that id (only possible for an

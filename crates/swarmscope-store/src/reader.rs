@@ -200,11 +200,11 @@ impl Reader {
                 },
             )?
             .logs;
-            Ok(TraceLookup::Found(TraceDetail {
+            Ok(TraceLookup::Found(Box::new(TraceDetail {
                 summary,
                 spans,
                 logs,
-            }))
+            })))
         })
     }
 
@@ -491,16 +491,13 @@ fn query_logs(conn: &Connection, filter: &LogFilter) -> Result<LogPage, StoreErr
     }
     let more = out.len() > limit;
     out.truncate(limit);
-    let next_cursor = if more {
-        out.last().map(|(id, l)| Cursor {
-            start_ns: l.time_ns,
-            row: *id,
-        })
-    } else {
-        None
-    };
+    let last_cursor = out.last().map(|(id, l)| Cursor {
+        start_ns: l.time_ns,
+        row: *id,
+    });
     Ok(LogPage {
         logs: out.into_iter().map(|(_, l)| l).collect(),
-        next_cursor,
+        next_cursor: if more { last_cursor } else { None },
+        last_cursor,
     })
 }

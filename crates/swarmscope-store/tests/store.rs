@@ -33,7 +33,7 @@ fn open() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-fn found(lookup: TraceLookup) -> swarmscope_store::TraceDetail {
+fn found(lookup: TraceLookup) -> Box<swarmscope_store::TraceDetail> {
     match lookup {
         TraceLookup::Found(d) => d,
         other => panic!("expected a trace, got {other:?}"),

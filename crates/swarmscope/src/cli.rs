@@ -28,6 +28,8 @@ pub(crate) enum Command {
     Trace(TraceArgs),
     /// List trace summaries, newest first.
     Traces(TracesArgs),
+    /// Print log lines (oldest first); with --follow, keep printing new ones.
+    Logs(LogsArgs),
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -132,6 +134,36 @@ pub(crate) struct TracesArgs {
     pub(crate) client: ClientArgs,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// Only lines of this trace (all of them, in time order).
+    #[arg(long)]
+    pub(crate) trace: Option<String>,
+    /// Only this tenant (admin keys).
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// Only lines at least this severe (debug, info, warn, error, fatal).
+    #[arg(long)]
+    pub(crate) level: Option<String>,
+    /// Only lines whose message contains this text.
+    #[arg(long)]
+    pub(crate) grep: Option<String>,
+    /// Only lines after this (RFC 3339, or an age like 15m, 2h).
+    #[arg(long)]
+    pub(crate) since: Option<String>,
+    /// How many of the newest lines to print first.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) limit: usize,
+    /// Keep running and print new lines as they arrive.
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
+    /// Print raw JSON lines instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum BenchCommand {
     /// Drive a collector with simulated agents and report spans/s, ack
@@ -148,6 +180,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         } => crate::keys::add(args),
         Command::Trace(args) => crate::tree::print_trace(args).await,
         Command::Traces(args) => crate::tree::print_traces(args).await,
+        Command::Logs(args) => crate::logs::print_logs(args).await,
         Command::Bench {
             command: BenchCommand::Ingest(args),
         } => crate::bench::ingest(args).await,

@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod client;
 mod keys;
+mod logs;
 mod serve;
 mod tree;
 

@@ -58,6 +58,18 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if state.auth.is_open() {
         tracing::warn!("no API keys configured: every caller may read and write every tenant");
     }
+    if config.incomplete_after_secs > 0 {
+        let after = std::time::Duration::from_secs(config.incomplete_after_secs);
+        let interval = (after / 10).clamp(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(60),
+        );
+        tokio::spawn(swarmscope_server::incomplete::close_silent_spans(
+            store.writer().clone(),
+            after,
+            interval,
+        ));
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
