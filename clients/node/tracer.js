@@ -208,12 +208,12 @@ class AgentTracer {
 
   /**
    * W3C `traceparent` for an outgoing call made inside `span` (a handle or id;
-   * default the current span). With no span at all it names a stable per-tracer
-   * id, so the callee's spans still join this trace (as orphans).
+   * default the current span). With no span at all it names the incoming parent,
+   * or a stable per-tracer id, so the callee's spans still join this trace.
    */
   traceparent(span) {
     let id = typeof span === 'string' ? span : span?.id;
-    if (!id) id = this.currentSpanId || (this._rootId ??= randomId(8));
+    if (!id) id = this.currentSpanId || this._remoteParent || (this._rootId ??= randomId(8));
     return `00-${this.traceId}-${id}-01`;
   }
 
@@ -225,7 +225,8 @@ class AgentTracer {
    * are lifted to the line's own fields; the rest stays in `metadata`.
    */
   log(level, message, metadata = {}) {
-    const { request_id, requestId, duration_ms, durationMs, ...rest } = metadata || {};
+    const meta = metadata && typeof metadata === 'object' ? metadata : metadata == null ? {} : { value: metadata };
+    const { request_id, requestId, duration_ms, durationMs, ...rest } = meta;
     const line = { timestamp: new Date().toISOString(), level: LEVELS[String(level).toLowerCase()] || 'info',
       message: String(message), trace_id: this.traceId };
     if ((request_id ?? requestId) != null) line.request_id = request_id ?? requestId;

@@ -492,11 +492,18 @@ for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]]) {
 }
 
 test('beforeExit: a process that ends without flushing still delivers its spans', async () => {
-  const r = await child(`${AGENT}\nroot.end();`);
+  const r = await child(`${AGENT}\nroot.end();
+    const more = Array.from({ length: 20 }, (_, i) => new AgentTracer('t' + i, 'a', 'tenant_001'));
+    more.forEach((t) => t.startSpan('extra').end());
+    console.log(more.map((t) => t.traceId).join(','));
+    console.log(['beforeExit', 'SIGTERM', 'SIGINT', 'exit'].map((e) => process.listenerCount(e)).join(','));`);
   assert.equal(r.code, 0);
-  const { spans } = await getTrace(r.stdout.split('\n')[0]);
+  const [traceId, others, listeners] = r.stdout.split('\n');
+  assert.equal(listeners, '1,1,1,1', 'hooks installed once for 21 tracers');
+  const { spans } = await getTrace(traceId);
   assert.equal(spans.length, 2);
   assert.ok(spans.every((s) => s.end_time !== null));
+  for (const id of others.split(',')) assert.equal((await getTrace(id)).spans.length, 1);
 });
 
 test('process.exit() without flush: pending spans go to the spool', async () => {
