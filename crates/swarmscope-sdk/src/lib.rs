@@ -6,9 +6,17 @@
 //!   `tokio::spawn` of instrumented futures, the Rust counterpart of the
 //!   seed's AsyncLocalStorage decision — plus secret masking, a pretty format
 //!   for terminals, and size-based file rotation.
+//! - [`propagation`]: W3C `traceparent` in and out, with the seed's
+//!   `X-Trace-ID` as fallback and `X-Request-ID`.
+//! - [`tracer`]: the seed's `AgentTracer` API; recording costs no I/O, and
+//!   [`export`] flushes in one batched request with a deadline, retries and a
+//!   spool file, and ships spools later.
 //! - [`fatal!`]: the seed's fifth log level.
 
+pub mod export;
 pub mod log;
+pub mod propagation;
+pub mod tracer;
 
 /// Logs at the seed's `fatal` level: an `error` event marked `fatal = true`,
 /// which the JSON layer writes as `"level": "fatal"`. Takes the same arguments

@@ -30,6 +30,11 @@ pub(crate) enum Command {
     Traces(TracesArgs),
     /// Print log lines (oldest first); with --follow, keep printing new ones.
     Logs(LogsArgs),
+    /// Ship spool files written by agents that could not reach the collector.
+    Spool {
+        #[command(subcommand)]
+        command: SpoolCommand,
+    },
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -165,6 +170,20 @@ pub(crate) struct LogsArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub(crate) enum SpoolCommand {
+    /// Send a spool file (or every *.jsonl in a directory) and delete what was accepted.
+    Push(SpoolPushArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SpoolPushArgs {
+    /// A spool file, or a directory of them.
+    pub(crate) path: PathBuf,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
 pub(crate) enum BenchCommand {
     /// Drive a collector with simulated agents and report spans/s, ack
     /// latency, trace read latency, RSS and bytes per span; then check that
@@ -181,6 +200,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Trace(args) => crate::tree::print_trace(args).await,
         Command::Traces(args) => crate::tree::print_traces(args).await,
         Command::Logs(args) => crate::logs::print_logs(args).await,
+        Command::Spool {
+            command: SpoolCommand::Push(args),
+        } => crate::spool::push(args).await,
         Command::Bench {
             command: BenchCommand::Ingest(args),
         } => crate::bench::ingest(args).await,

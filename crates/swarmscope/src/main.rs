@@ -7,6 +7,7 @@ mod client;
 mod keys;
 mod logs;
 mod serve;
+mod spool;
 mod tree;
 
 use std::process::ExitCode;
