@@ -11,10 +11,14 @@
 //! - [`tracer`]: the seed's `AgentTracer` API; recording costs no I/O, and
 //!   [`export`] flushes in one batched request with a deadline, retries and a
 //!   spool file, and ships spools later.
+//! - [`middleware`]: a tower layer for axum services: request id, trace
+//!   context, an `http.request` span per request, correlated logs, response
+//!   headers, panics turned into traced 500s.
 //! - [`fatal!`]: the seed's fifth log level.
 
 pub mod export;
 pub mod log;
+pub mod middleware;
 pub mod propagation;
 pub mod tracer;
 

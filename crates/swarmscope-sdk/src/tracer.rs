@@ -222,7 +222,7 @@ impl AgentTracer {
         )
     }
 
-    fn build(
+    pub(crate) fn build(
         tracer: &Tracer,
         trace_id: String,
         remote_parent: Option<String>,
@@ -245,6 +245,34 @@ impl AgentTracer {
                 open: Mutex::new(Vec::new()),
             }),
         }
+    }
+
+    /// Records an already finished span with a known id (the request
+    /// middleware's `http.request`, whose id its children needed before it ended).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_finished(
+        &self,
+        span_id: String,
+        name: &'static str,
+        kind: SpanKind,
+        start_ns: i64,
+        status: SpanStatus,
+        status_message: Option<String>,
+        attributes: Map<String, Value>,
+    ) {
+        self.tracer.record(SpanRecord {
+            trace: Arc::clone(&self.trace),
+            span_id,
+            parent: self.trace.remote_parent.clone(),
+            name: Cow::Borrowed(name),
+            kind,
+            start_ns,
+            end_ns: Some(now_nanos().max(start_ns)),
+            status,
+            status_message,
+            attributes,
+            events: Vec::new(),
+        });
     }
 
     /// The trace id (32 hex digits).
