@@ -55,14 +55,14 @@ pub(crate) fn span_json(r: &SpanRecord) -> Value {
     }
     m.insert("tenantId".into(), json!(t.tenant_id));
     m.insert("trace_id".into(), json!(t.trace_id));
-    m.insert("id".into(), json!(r.span_id));
+    m.insert("id".into(), json!(r.span_id.to_string()));
     m.insert("name".into(), json!(r.name));
     m.insert("startTime".into(), json!(format_rfc3339(r.start_ns)));
-    m.insert("attributes".into(), Value::Object(r.attributes.clone()));
+    m.insert("attributes".into(), Value::Object(to_map(&r.attributes)));
     let events: Vec<Value> = r
         .events
         .iter()
-        .map(|(name, at, attrs)| json!({"name": name, "timestamp": format_rfc3339(*at), "attributes": attrs}))
+        .map(|(name, at, attrs)| json!({"name": name, "timestamp": format_rfc3339(*at), "attributes": to_map(attrs)}))
         .collect();
     m.insert("events".into(), Value::Array(events));
     m.insert("status".into(), json!(r.status.as_str()));
@@ -71,7 +71,7 @@ pub(crate) fn span_json(r: &SpanRecord) -> Value {
         m.insert("durationMs".into(), json!((end - r.start_ns) as f64 / 1e6));
     }
     if let Some(p) = &r.parent {
-        m.insert("parent_span_id".into(), json!(p));
+        m.insert("parent_span_id".into(), json!(p.to_string()));
     }
     if r.kind != SpanKind::Internal {
         // `span_kind`, not `kind`: the spool's envelope uses `kind`.
@@ -89,12 +89,18 @@ pub(crate) fn span_json(r: &SpanRecord) -> Value {
     Value::Object(m)
 }
 
+fn to_map(list: &[(std::borrow::Cow<'static, str>, Value)]) -> Map<String, Value> {
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
 /// Keeps, per span, its ended copy if there is one, else one open copy.
 fn latest_copies(spans: Vec<SpanRecord>) -> Vec<SpanRecord> {
-    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    let mut index: HashMap<(String, crate::tracer::SpanId), usize> = HashMap::new();
     let mut out: Vec<SpanRecord> = Vec::with_capacity(spans.len());
     for s in spans {
-        let key = (s.trace.trace_id.clone(), s.span_id.clone());
+        let key = (s.trace.trace_id.clone(), s.span_id);
         match index.get(&key) {
             Some(&i) => {
                 if out[i].end_ns.is_none() && s.end_ns.is_some() {
@@ -553,7 +559,12 @@ mod tests {
     fn batches_respect_bytes_and_counts() {
         let items: Vec<Vec<u8>> = (0..25).map(|_| vec![b'x'; 100]).collect();
         let b = batches(&items, 1_000);
-        assert!(b.iter().all(|r| r.len() <= 8), "{b:?}");
+        assert!(
+            b.iter()
+                .all(|r| spans_body(&items[r.clone()]).len() <= 1_000),
+            "{b:?}"
+        );
+        assert!(b.len() <= 4, "batches are filled, not one item each: {b:?}");
         assert_eq!(b.iter().map(|r| r.len()).sum::<usize>(), 25);
         assert_eq!(batches(&items, usize::MAX), vec![0..25]);
         // One item larger than the limit still goes, alone.

@@ -26,7 +26,7 @@ use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Request, Response, StatusCode};
 use futures_util::future::{BoxFuture, FutureExt};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use swarmscope_model::timestamp::now_nanos;
 use swarmscope_model::{SpanKind, SpanStatus};
 use tracing::Instrument;
@@ -34,7 +34,7 @@ use tracing::Instrument;
 use crate::propagation::{
     extract, format_traceparent, new_span_id, new_trace_id, X_REQUEST_ID, X_TRACE_ID,
 };
-use crate::tracer::{AgentTracer, Tracer};
+use crate::tracer::{AgentTracer, ParentId, SpanId, Tracer};
 
 /// The tower layer; add it with `Router::layer` so routes are matched first
 /// and the span names the route template.
@@ -81,12 +81,13 @@ struct Owners {
 
 struct ContextInner {
     trace_id: String,
+    span: SpanId,
     span_id: String,
     request_id: String,
-    caller_span: Option<String>,
+    caller_span: Option<ParentId>,
     tracer: Tracer,
     owners: Mutex<Owners>,
-    span: tracing::Span,
+    log_span: tracing::Span,
 }
 
 /// The current request's trace position and owners; an axum extractor.
@@ -129,19 +130,19 @@ impl RequestContext {
 
     /// Names the tenant the request acts for (on its span and log lines).
     pub fn set_tenant(&self, tenant_id: &str) {
-        self.0.span.record("tenant_id", tenant_id);
+        self.0.log_span.record("tenant_id", tenant_id);
         self.owners().tenant_id = Some(tenant_id.to_owned());
     }
 
     /// Names the ticket the request is about.
     pub fn set_ticket(&self, ticket_id: &str) {
-        self.0.span.record("ticket_id", ticket_id);
+        self.0.log_span.record("ticket_id", ticket_id);
         self.owners().ticket_id = Some(ticket_id.to_owned());
     }
 
     /// Names the agent making the request.
     pub fn set_agent(&self, agent_id: &str) {
-        self.0.span.record("agent_id", agent_id);
+        self.0.log_span.record("agent_id", agent_id);
         self.owners().agent_id = Some(agent_id.to_owned());
     }
 
@@ -151,7 +152,7 @@ impl RequestContext {
         AgentTracer::build(
             &self.0.tracer,
             self.0.trace_id.clone(),
-            Some(self.0.span_id.clone()),
+            Some(ParentId::Local(self.0.span)),
             ticket_id,
             agent_id,
             tenant_id,
@@ -171,6 +172,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
 }
 
 fn new_request_id() -> String {
+    // 64 random bits are plenty for a request id.
     format!("req_{}", new_span_id())
 }
 
@@ -194,14 +196,15 @@ where
         let incoming = extract(req.headers());
         let trace_id = incoming.trace_id.unwrap_or_else(new_trace_id);
         let request_id = incoming.request_id.unwrap_or_else(new_request_id);
-        let span_id = new_span_id();
+        let span = SpanId::random();
+        let span_id = span.to_string();
         let route = req
             .extensions()
             .get::<MatchedPath>()
             .map(|m| m.as_str().to_owned())
             .unwrap_or_else(|| "unmatched".to_owned());
         let method = req.method().as_str().to_owned();
-        let span = tracing::info_span!(
+        let log_span = tracing::info_span!(
             "http.request",
             method = %method,
             route = %route,
@@ -214,12 +217,15 @@ where
         );
         let ctx = RequestContext(Arc::new(ContextInner {
             trace_id,
+            span,
             span_id,
             request_id,
-            caller_span: incoming.context.map(|c| c.parent_span_id),
+            caller_span: incoming
+                .context
+                .map(|c| ParentId::Remote(Arc::from(c.parent_span_id))),
             tracer: self.layer.tracer.clone(),
             owners: Mutex::new(Owners::default()),
-            span: span.clone(),
+            log_span: log_span.clone(),
         }));
         req.extensions_mut().insert(ctx.clone());
         // The clone-and-swap keeps the service that was polled ready.
@@ -230,7 +236,7 @@ where
             let start_ns = now_nanos();
             let outcome = AssertUnwindSafe(inner.call(req))
                 .catch_unwind()
-                .instrument(span.clone())
+                .instrument(log_span.clone())
                 .await;
             let (mut response, panic_message) = match outcome {
                 Ok(Ok(response)) => (response, None),
@@ -241,7 +247,7 @@ where
                         .map(|s| (*s).to_owned())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "handler panicked".to_owned());
-                    span.in_scope(|| tracing::error!(panic = %message, "handler panicked"));
+                    log_span.in_scope(|| tracing::error!(panic = %message, "handler panicked"));
                     let body = json!({"error": "internal error", "field": null}).to_string();
                     let mut r = Response::new(Body::from(body));
                     *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
@@ -270,18 +276,19 @@ where
                 owners.agent_id.as_deref().unwrap_or(""),
                 &tenant,
             );
-            let mut attributes = Map::new();
-            attributes.insert("method".into(), Value::from(method));
-            attributes.insert("path".into(), Value::from(route));
-            attributes.insert("status_code".into(), Value::from(status_code));
-            attributes.insert("request_id".into(), Value::from(ctx.0.request_id.clone()));
+            let attributes = vec![
+                ("method".into(), Value::from(method)),
+                ("path".into(), Value::from(route)),
+                ("status_code".into(), Value::from(status_code)),
+                ("request_id".into(), Value::from(ctx.0.request_id.clone())),
+            ];
             let status = if status_code >= 500 {
                 SpanStatus::Error
             } else {
                 SpanStatus::Ok
             };
             tracer.record_finished(
-                ctx.0.span_id.clone(),
+                ctx.0.span,
                 "http.request",
                 SpanKind::Server,
                 start_ns,

@@ -23,12 +23,76 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crossbeam_queue::SegQueue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use swarmscope_model::timestamp::now_nanos;
 use swarmscope_model::{SpanKind, SpanStatus};
 
 use crate::log::LogBuffer;
-use crate::propagation::{format_traceparent, new_span_id, new_trace_id, TraceContext};
+use crate::propagation::{format_traceparent, new_trace_id, TraceContext};
+
+/// A span id: 64 random bits, written as 16 lowercase hex digits. Kept as an
+/// integer while recording so that starting a span allocates nothing for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SpanId(u64);
+
+impl SpanId {
+    /// A new random, non-zero id.
+    pub fn random() -> SpanId {
+        loop {
+            let v: u64 = rand::random();
+            if v != 0 {
+                return SpanId(v);
+            }
+        }
+    }
+
+    /// Parses 16 lowercase hex digits (not all zero).
+    pub fn parse(text: &str) -> Option<SpanId> {
+        if text.len() != 16
+            || !text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return None;
+        }
+        u64::from_str_radix(text, 16)
+            .ok()
+            .filter(|v| *v != 0)
+            .map(SpanId)
+    }
+}
+
+impl std::fmt::Display for SpanId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// A span's parent: one of ours, or an id from elsewhere kept as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ParentId {
+    Local(SpanId),
+    Remote(Arc<str>),
+}
+
+impl ParentId {
+    fn from_text(text: &str) -> ParentId {
+        SpanId::parse(text).map_or_else(|| ParentId::Remote(Arc::from(text)), ParentId::Local)
+    }
+}
+
+impl std::fmt::Display for ParentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParentId::Local(id) => id.fmt(f),
+            ParentId::Remote(text) => f.write_str(text),
+        }
+    }
+}
+
+/// Attributes while recording: a small vector, not a map (a `BTreeMap` node
+/// alone is ~600 bytes); keys are usually `&'static str` and cost nothing.
+pub(crate) type AttrList = Vec<(Cow<'static, str>, Value)>;
 
 /// Where and how a tracer sends its data.
 #[derive(Debug, Clone)]
@@ -81,16 +145,16 @@ impl TracerConfig {
 #[derive(Debug, Clone)]
 pub(crate) struct SpanRecord {
     pub(crate) trace: Arc<TraceInfo>,
-    pub(crate) span_id: String,
-    pub(crate) parent: Option<String>,
+    pub(crate) span_id: SpanId,
+    pub(crate) parent: Option<ParentId>,
     pub(crate) name: Cow<'static, str>,
     pub(crate) kind: SpanKind,
     pub(crate) start_ns: i64,
     pub(crate) end_ns: Option<i64>,
     pub(crate) status: SpanStatus,
     pub(crate) status_message: Option<String>,
-    pub(crate) attributes: Map<String, Value>,
-    pub(crate) events: Vec<(Cow<'static, str>, i64, Map<String, Value>)>,
+    pub(crate) attributes: AttrList,
+    pub(crate) events: Vec<(Cow<'static, str>, i64, AttrList)>,
 }
 
 /// What every span of one agent trace shares.
@@ -103,9 +167,9 @@ pub(crate) struct TraceInfo {
     pub(crate) service: Option<String>,
     pub(crate) vm_id: Option<String>,
     /// Parent of this trace's root spans (a caller's span, from `traceparent`).
-    pub(crate) remote_parent: Option<String>,
+    pub(crate) remote_parent: Option<ParentId>,
     /// Open spans, innermost last: the implicit parent of a new span.
-    open: Mutex<Vec<String>>,
+    open: Mutex<Vec<SpanId>>,
 }
 
 pub(crate) struct Shared {
@@ -215,7 +279,7 @@ impl AgentTracer {
         AgentTracer::build(
             tracer,
             context.trace_id.clone(),
-            Some(context.parent_span_id.clone()),
+            Some(ParentId::from_text(&context.parent_span_id)),
             ticket_id,
             agent_id,
             tenant_id,
@@ -225,7 +289,7 @@ impl AgentTracer {
     pub(crate) fn build(
         tracer: &Tracer,
         trace_id: String,
-        remote_parent: Option<String>,
+        remote_parent: Option<ParentId>,
         ticket_id: &str,
         agent_id: &str,
         tenant_id: &str,
@@ -252,13 +316,13 @@ impl AgentTracer {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record_finished(
         &self,
-        span_id: String,
+        span_id: SpanId,
         name: &'static str,
         kind: SpanKind,
         start_ns: i64,
         status: SpanStatus,
         status_message: Option<String>,
-        attributes: Map<String, Value>,
+        attributes: AttrList,
     ) {
         self.tracer.record(SpanRecord {
             trace: Arc::clone(&self.trace),
@@ -288,16 +352,16 @@ impl AgentTracer {
     fn open_span(
         &self,
         name: Cow<'static, str>,
-        parent: Option<String>,
-        attributes: Map<String, Value>,
+        parent: Option<ParentId>,
+        attributes: AttrList,
     ) -> SpanGuard {
-        let span_id = new_span_id();
+        let span_id = SpanId::random();
         let parent = {
             let mut open = self.trace.open.lock().unwrap_or_else(|p| p.into_inner());
             let parent = parent
-                .or_else(|| open.last().cloned())
+                .or_else(|| open.last().copied().map(ParentId::Local))
                 .or_else(|| self.trace.remote_parent.clone());
-            open.push(span_id.clone());
+            open.push(span_id);
             parent
         };
         SpanGuard {
@@ -326,10 +390,10 @@ impl AgentTracer {
         attributes: impl IntoIterator<Item = (K, V)>,
     ) -> SpanGuard
     where
-        K: Into<String>,
+        K: Into<Cow<'static, str>>,
         V: Into<Value>,
     {
-        self.open_span(name.into(), None, to_map(attributes))
+        self.open_span(name.into(), None, to_list(attributes))
     }
 
     /// Starts a span under an explicit parent span id.
@@ -340,10 +404,14 @@ impl AgentTracer {
         attributes: impl IntoIterator<Item = (K, V)>,
     ) -> SpanGuard
     where
-        K: Into<String>,
+        K: Into<Cow<'static, str>>,
         V: Into<Value>,
     {
-        self.open_span(name.into(), Some(parent.to_owned()), to_map(attributes))
+        self.open_span(
+            name.into(),
+            Some(ParentId::from_text(parent)),
+            to_list(attributes),
+        )
     }
 
     /// Starts a long span (`agent.execute`, `llm.generate`) and queues an open
@@ -355,7 +423,7 @@ impl AgentTracer {
         attributes: impl IntoIterator<Item = (K, V)>,
     ) -> SpanGuard
     where
-        K: Into<String>,
+        K: Into<Cow<'static, str>>,
         V: Into<Value>,
     {
         let guard = self.start_span(name, attributes);
@@ -371,9 +439,9 @@ impl AgentTracer {
     }
 }
 
-fn to_map<K: Into<String>, V: Into<Value>>(
+fn to_list<K: Into<Cow<'static, str>>, V: Into<Value>>(
     attributes: impl IntoIterator<Item = (K, V)>,
-) -> Map<String, Value> {
+) -> AttrList {
     attributes
         .into_iter()
         .map(|(k, v)| (k.into(), v.into()))
@@ -395,12 +463,14 @@ impl std::fmt::Debug for SpanGuard {
 }
 
 impl SpanGuard {
-    /// The span id (16 hex digits).
-    pub fn id(&self) -> &str {
-        self.record
-            .as_ref()
-            .map(|r| r.span_id.as_str())
-            .unwrap_or("")
+    /// The span id, as 16 hex digits.
+    pub fn id(&self) -> String {
+        self.span_id().to_string()
+    }
+
+    /// The span id.
+    pub fn span_id(&self) -> SpanId {
+        self.record.as_ref().map_or(SpanId(0), |r| r.span_id)
     }
 
     /// The trace id.
@@ -414,12 +484,12 @@ impl SpanGuard {
         name: impl Into<Cow<'static, str>>,
         attributes: impl IntoIterator<Item = (K, V)>,
     ) where
-        K: Into<String>,
+        K: Into<Cow<'static, str>>,
         V: Into<Value>,
     {
         if let Some(r) = &mut self.record {
             r.events
-                .push((name.into(), now_nanos(), to_map(attributes)));
+                .push((name.into(), now_nanos(), to_list(attributes)));
         }
     }
 
@@ -446,15 +516,20 @@ impl SpanGuard {
     }
 
     /// Sets one attribute.
-    pub fn set_attribute(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+    pub fn set_attribute(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
         if let Some(r) = &mut self.record {
-            r.attributes.insert(key.into(), value.into());
+            let key = key.into();
+            let value = value.into();
+            match r.attributes.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => r.attributes.push((key, value)),
+            }
         }
     }
 
     /// `traceparent` for an outgoing call made from this span.
     pub fn traceparent(&self) -> String {
-        format_traceparent(self.trace_id(), self.id(), true)
+        format_traceparent(self.trace_id(), &self.id(), true)
     }
 
     /// A `tracing` span carrying this span's correlation ids, so that log
