@@ -14,10 +14,13 @@
 //! - [`middleware`]: a tower layer for axum services: request id, trace
 //!   context, an `http.request` span per request, correlated logs, response
 //!   headers, panics turned into traced 500s.
+//! - [`metrics`]: the `swarm_*` catalogue (`SwarmMetrics`) and a `/metrics`
+//!   handler for the instrumented process.
 //! - [`fatal!`]: the seed's fifth log level.
 
 pub mod export;
 pub mod log;
+pub mod metrics;
 pub mod middleware;
 pub mod propagation;
 pub mod tracer;

@@ -7,6 +7,8 @@
 //!   `trace_id` and `span_id` (and `tenant_id`, `ticket_id`, `agent_id` once
 //!   the handler sets them through [`RequestContext`]), so every log line of
 //!   the request is correlated;
+//! - counts `swarm_api_requests_total` and `swarm_api_request_duration_ms`
+//!   (with [`RequestLayer::with_metrics`]);
 //! - records an `http.request` server span (method, route template — never
 //!   the raw path —, status_code) with the tracer, parented to the caller's
 //!   span;
@@ -31,6 +33,7 @@ use swarmscope_model::timestamp::now_nanos;
 use swarmscope_model::{SpanKind, SpanStatus};
 use tracing::Instrument;
 
+use crate::metrics::{ApiLabels, RouteLabels, SwarmMetrics};
 use crate::propagation::{
     extract, format_traceparent, new_span_id, new_trace_id, X_REQUEST_ID, X_TRACE_ID,
 };
@@ -42,6 +45,7 @@ use crate::tracer::{AgentTracer, ParentId, SpanId, Tracer};
 pub struct RequestLayer {
     tracer: Tracer,
     default_tenant: Arc<str>,
+    metrics: Option<SwarmMetrics>,
 }
 
 impl RequestLayer {
@@ -51,7 +55,15 @@ impl RequestLayer {
         RequestLayer {
             tracer,
             default_tenant: Arc::from(default_tenant),
+            metrics: None,
         }
+    }
+
+    /// Also counts requests and their latency in `swarm_api_requests_total`
+    /// and `swarm_api_request_duration_ms` (labelled by route template).
+    pub fn with_metrics(mut self, metrics: SwarmMetrics) -> RequestLayer {
+        self.metrics = Some(metrics);
+        self
     }
 }
 
@@ -232,6 +244,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let default_tenant = Arc::clone(&self.layer.default_tenant);
+        let metrics = self.layer.metrics.clone();
         Box::pin(async move {
             let start_ns = now_nanos();
             let outcome = AssertUnwindSafe(inner.call(req))
@@ -264,6 +277,22 @@ where
                 headers.insert(X_REQUEST_ID, v);
             }
             let status_code = response.status().as_u16();
+            if let Some(m) = &metrics {
+                let elapsed_ms = (now_nanos() - start_ns) as f64 / 1e6;
+                m.api_requests
+                    .get_or_create(&ApiLabels {
+                        method: method.clone(),
+                        path: route.clone(),
+                        status: status_code.to_string(),
+                    })
+                    .inc();
+                m.api_request_duration_ms
+                    .get_or_create(&RouteLabels {
+                        method: method.clone(),
+                        path: route.clone(),
+                    })
+                    .observe(elapsed_ms);
+            }
             let owners = std::mem::take(&mut *ctx.owners());
             let tenant = owners
                 .tenant_id

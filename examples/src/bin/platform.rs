@@ -6,18 +6,30 @@
 
 use std::time::Duration;
 
-use axum::extract::Path;
-use axum::routing::post;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use swarmscope_model::SpanStatus;
 use swarmscope_sdk::log::SeedJsonLayer;
+use swarmscope_sdk::metrics::{metrics_handler, MetricsEndpoint, SwarmMetrics, TenantStatusLabels};
 use swarmscope_sdk::middleware::{RequestContext, RequestLayer};
 use swarmscope_sdk::tracer::{Tracer, TracerConfig};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-async fn claim(ctx: RequestContext, Path((tenant, ticket)): Path<(String, String)>) -> Json<Value> {
+async fn claim(
+    State(metrics): State<SwarmMetrics>,
+    ctx: RequestContext,
+    Path((tenant, ticket)): Path<(String, String)>,
+) -> Json<Value> {
+    metrics
+        .tickets
+        .get_or_create(&TenantStatusLabels {
+            tenant_id: tenant.clone(),
+            status: "claimed".into(),
+        })
+        .inc();
     ctx.set_tenant(&tenant);
     ctx.set_ticket(&ticket);
     ctx.set_agent("agent_789");
@@ -50,10 +62,20 @@ async fn main() {
             flusher.flush().await;
         }
     });
+    let metrics = SwarmMetrics::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let endpoint = MetricsEndpoint::new(registry, std::env::var("PLATFORM_METRICS_TOKEN").ok());
     let app = Router::new()
         .route("/api/tenants/{tenant}/tickets/{ticket}/claim", post(claim))
         .route("/boom", post(boom))
-        .layer(RequestLayer::new(tracer, "platform"));
+        .with_state(metrics.clone())
+        .layer(RequestLayer::new(tracer, "platform").with_metrics(metrics))
+        .merge(
+            Router::new()
+                .route("/metrics", get(metrics_handler))
+                .with_state(endpoint),
+        );
     let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
         Ok(l) => l,
         Err(e) => {
