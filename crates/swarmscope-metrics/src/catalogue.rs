@@ -254,3 +254,150 @@ impl SwarmMetrics {
         );
     }
 }
+
+/// `reason` of a refused request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why (`invalid`, `unauthorized`, `forbidden`, `too_large`, `overloaded`, `storage`).
+    pub reason: String,
+}
+
+/// `model`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    /// The model.
+    pub model: String,
+}
+
+/// The collector's own health, as `swarmscope_*`.
+#[derive(Clone, Debug, Default)]
+pub struct CollectorHealth {
+    /// `swarmscope_spans_accepted_total` by tenant.
+    pub spans_accepted: Family<TenantLabels, Counter>,
+    /// `swarmscope_spans_rejected_total` by reason.
+    pub spans_rejected: Family<ReasonLabels, Counter>,
+    /// `swarmscope_logs_accepted_total` by tenant.
+    pub logs_accepted: Family<TenantLabels, Counter>,
+    /// `swarmscope_logs_rejected_total` by reason.
+    pub logs_rejected: Family<ReasonLabels, Counter>,
+    /// `swarmscope_unpriced_tokens_total`: tokens of models missing from the price table.
+    pub unpriced_tokens: Family<ModelLabels, Counter>,
+    /// `swarmscope_ingest_queue_spans`: spans waiting for the writer.
+    pub queue_spans: Gauge,
+    /// `swarmscope_writer_batches_total`: transactions committed.
+    pub writer_batches: Counter,
+    /// `swarmscope_writer_spans_total`: items committed in those transactions.
+    pub writer_spans: Counter,
+    /// `swarmscope_writer_last_batch_spans`: items in the latest transaction.
+    pub writer_last_batch: Gauge,
+    /// `swarmscope_writer_commit_seconds_total`: time spent committing.
+    pub writer_commit_seconds: Counter<f64, AtomicU64>,
+    /// `swarmscope_database_bytes`: bytes in use by the database file.
+    pub database_bytes: Gauge,
+}
+
+impl CollectorHealth {
+    /// Registers every `swarmscope_*` family.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "swarmscope_spans_accepted",
+            "Spans acknowledged by tenant",
+            self.spans_accepted.clone(),
+        );
+        registry.register(
+            "swarmscope_spans_rejected",
+            "Span ingest requests refused by reason",
+            self.spans_rejected.clone(),
+        );
+        registry.register(
+            "swarmscope_logs_accepted",
+            "Log lines acknowledged by tenant",
+            self.logs_accepted.clone(),
+        );
+        registry.register(
+            "swarmscope_logs_rejected",
+            "Log ingest requests refused by reason",
+            self.logs_rejected.clone(),
+        );
+        registry.register(
+            "swarmscope_unpriced_tokens",
+            "LLM tokens of models without a price (counted at cost 0)",
+            self.unpriced_tokens.clone(),
+        );
+        registry.register(
+            "swarmscope_ingest_queue_spans",
+            "Spans and log lines waiting for the writer",
+            self.queue_spans.clone(),
+        );
+        registry.register(
+            "swarmscope_writer_batches",
+            "Write transactions committed",
+            self.writer_batches.clone(),
+        );
+        registry.register(
+            "swarmscope_writer_spans",
+            "Spans and log lines in committed transactions",
+            self.writer_spans.clone(),
+        );
+        registry.register(
+            "swarmscope_writer_last_batch_spans",
+            "Spans and log lines in the latest transaction",
+            self.writer_last_batch.clone(),
+        );
+        registry.register(
+            "swarmscope_writer_commit_seconds",
+            "Time spent in write transactions",
+            self.writer_commit_seconds.clone(),
+        );
+        registry.register(
+            "swarmscope_database_bytes",
+            "Bytes in use by the database file",
+            self.database_bytes.clone(),
+        );
+    }
+}
+
+/// Bounds label cardinality: the first `cap` tenants seen keep their name,
+/// later ones are counted as `other`.
+#[derive(Debug)]
+pub struct TenantFolder {
+    cap: usize,
+    seen: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl TenantFolder {
+    /// Keeps at most `cap` tenant names.
+    pub fn new(cap: usize) -> TenantFolder {
+        TenantFolder {
+            cap,
+            seen: std::sync::Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    /// The label value for `tenant`.
+    pub fn label(&self, tenant: &str) -> String {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(tenant) {
+            return tenant.to_owned();
+        }
+        if seen.len() < self.cap {
+            seen.insert(tenant.to_owned());
+            return tenant.to_owned();
+        }
+        "other".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_beyond_the_cap_fold_into_other() {
+        let f = TenantFolder::new(2);
+        assert_eq!(f.label("a"), "a");
+        assert_eq!(f.label("b"), "b");
+        assert_eq!(f.label("c"), "other");
+        assert_eq!(f.label("a"), "a", "known tenants keep their name");
+    }
+}

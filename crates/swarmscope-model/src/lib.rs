@@ -8,6 +8,7 @@
 pub mod id;
 pub mod limits;
 pub mod log;
+pub mod price;
 pub mod seed;
 pub mod span;
 pub mod timestamp;

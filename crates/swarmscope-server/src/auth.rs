@@ -20,6 +20,8 @@ pub enum Principal {
     Open,
     /// An admin key: every tenant, every right.
     Admin,
+    /// A key that may only scrape `/metrics`.
+    Metrics,
     /// A key bound to one tenant.
     Tenant {
         /// The tenant.
@@ -42,7 +44,9 @@ impl Principal {
                 ingest: true,
                 ..
             } => Ok(Some(tenant)),
-            Principal::Tenant { .. } => Err(ApiError::forbidden("this API key may not ingest")),
+            Principal::Tenant { .. } | Principal::Metrics => {
+                Err(ApiError::forbidden("this API key may not ingest"))
+            }
         }
     }
 
@@ -61,8 +65,18 @@ impl Principal {
                 .field("tenant_id")),
                 _ => Ok(Some(tenant.clone())),
             },
-            Principal::Tenant { .. } => Err(ApiError::forbidden("this API key may not read")),
+            Principal::Tenant { .. } | Principal::Metrics => {
+                Err(ApiError::forbidden("this API key may not read"))
+            }
         }
+    }
+
+    /// Whether the caller may scrape `/metrics` (admins and metrics keys).
+    pub fn may_scrape(&self) -> bool {
+        matches!(
+            self,
+            Principal::Open | Principal::Admin | Principal::Metrics
+        )
     }
 
     /// Whether the caller sees every tenant.
@@ -107,6 +121,8 @@ impl Auth {
                     })?;
                 let principal = if k.roles.contains(&Role::Admin) {
                     Principal::Admin
+                } else if k.roles.contains(&Role::Metrics) {
+                    Principal::Metrics
                 } else {
                     Principal::Tenant {
                         tenant: k.tenant.clone().ok_or_else(|| {

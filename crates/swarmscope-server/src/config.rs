@@ -43,6 +43,8 @@ pub enum Role {
     Read,
     /// Everything, for every tenant.
     Admin,
+    /// Only `GET /metrics` (for Prometheus).
+    Metrics,
 }
 
 impl Role {
@@ -52,6 +54,7 @@ impl Role {
             Role::Ingest => "ingest",
             Role::Read => "read",
             Role::Admin => "admin",
+            Role::Metrics => "metrics",
         }
     }
 }
@@ -73,7 +76,7 @@ pub struct KeyConfig {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address to listen on.
@@ -95,6 +98,13 @@ pub struct Config {
     /// as incomplete (0: never).
     #[serde(default = "default_incomplete_after_secs")]
     pub incomplete_after_secs: u64,
+    /// Most distinct tenant label values in `/metrics`; later tenants are
+    /// counted as `other`.
+    #[serde(default = "default_metrics_tenant_cap")]
+    pub metrics_tenant_cap: usize,
+    /// LLM prices (USD per million tokens) replacing or adding to the defaults.
+    #[serde(default)]
+    pub prices: Vec<swarmscope_model::price::ModelPrice>,
     /// API keys. With none, the collector is open and may listen only on loopback.
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
@@ -118,6 +128,9 @@ fn default_max_batch_spans() -> usize {
 fn default_incomplete_after_secs() -> u64 {
     1_800
 }
+fn default_metrics_tenant_cap() -> usize {
+    100
+}
 
 impl Default for Config {
     fn default() -> Self {
@@ -128,6 +141,8 @@ impl Default for Config {
             queue_capacity_spans: default_queue_capacity_spans(),
             max_batch_spans: default_max_batch_spans(),
             incomplete_after_secs: default_incomplete_after_secs(),
+            metrics_tenant_cap: default_metrics_tenant_cap(),
+            prices: Vec::new(),
             keys: Vec::new(),
         }
     }
@@ -180,6 +195,12 @@ impl Config {
         if self.queue_capacity_spans == 0 || self.max_batch_spans == 0 {
             return invalid("queue_capacity_spans and max_batch_spans must be positive".into());
         }
+        for (i, p) in self.prices.iter().enumerate() {
+            let prices = [p.input, p.output, p.cache_read, p.cache_write];
+            if p.model.is_empty() || prices.iter().any(|x| !x.is_finite() || *x < 0.0) {
+                return invalid(format!("prices[{i}] needs a model and non-negative prices"));
+            }
+        }
         for (i, key) in self.keys.iter().enumerate() {
             let hex = key.hash.strip_prefix("sha256:").unwrap_or("");
             if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -192,11 +213,11 @@ impl Config {
                     "keys[{i}].roles must name at least one of ingest, read, admin"
                 ));
             }
-            let admin = key.roles.contains(&Role::Admin);
+            let admin = key.roles.contains(&Role::Admin) || key.roles.contains(&Role::Metrics);
             match (&key.tenant, admin) {
                 (Some(_), true) => {
                     return invalid(format!(
-                        "keys[{i}] is an admin key and must not name a tenant"
+                        "keys[{i}] is an admin or metrics key and must not name a tenant"
                     ))
                 }
                 (None, false) => {

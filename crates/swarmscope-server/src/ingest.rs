@@ -7,7 +7,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::Path;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use swarmscope_model::timestamp::now_nanos;
@@ -16,6 +16,7 @@ use swarmscope_store::CloseScope;
 
 use crate::body::read_body;
 use crate::error::ApiError;
+use crate::span_metrics;
 use crate::AppState;
 
 /// Bodies larger than this are decoded on a blocking thread, so a 5 MiB
@@ -27,6 +28,20 @@ pub(crate) async fn post_traces(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
+) -> Response {
+    match ingest_spans(&state, headers, body).await {
+        Ok(r) => r.into_response(),
+        Err(e) => {
+            state.metrics.rejected(false, e.status.as_u16());
+            e.into_response()
+        }
+    }
+}
+
+async fn ingest_spans(
+    state: &AppState,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = state.auth.authenticate(&headers)?;
     let key_tenant = principal.ingest_tenant()?.map(str::to_owned);
@@ -34,7 +49,7 @@ pub(crate) async fn post_traces(
     let limits = state.limits.clone();
     let decode =
         move || decode_spans(&bytes, &limits, key_tenant.as_deref()).map(|s| (s, key_tenant));
-    let (spans, key_tenant) = if bytes_len_hint(&headers) > INLINE_DECODE_BYTES {
+    let (mut spans, key_tenant) = if bytes_len_hint(&headers) > INLINE_DECODE_BYTES {
         tokio::task::spawn_blocking(decode)
             .await
             .map_err(|_| ApiError::internal("decoder task failed"))??
@@ -54,8 +69,12 @@ pub(crate) async fn post_traces(
             }));
         }
     }
+    let derived = span_metrics::prepare(&mut spans, state.metrics.prices());
+    let tenants: Vec<String> = spans.iter().map(|s| s.tenant_id.clone()).collect();
     let outcome = state.store.writer().write(spans).await?;
-    let accepted = outcome.inserted + outcome.duplicates;
+    span_metrics::apply(&state.metrics, &derived, &outcome.stored);
+    span_metrics::accepted(&state.metrics, tenants.into_iter(), false);
+    let accepted = outcome.inserted + outcome.duplicates + outcome.completed;
     Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))))
 }
 
@@ -70,6 +89,20 @@ fn bytes_len_hint(headers: &HeaderMap) -> usize {
 /// Accepts log lines; answers 202 `{"accepted": N}` once all N are committed.
 pub(crate) async fn post_logs(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match ingest_logs(&state, headers, body).await {
+        Ok(r) => r.into_response(),
+        Err(e) => {
+            state.metrics.rejected(true, e.status.as_u16());
+            e.into_response()
+        }
+    }
+}
+
+async fn ingest_logs(
+    state: &AppState,
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -99,7 +132,9 @@ pub(crate) async fn post_logs(
             }));
         }
     }
+    let tenants: Vec<String> = logs.iter().map(|l| l.tenant_id.clone()).collect();
     let outcome = state.store.writer().write_logs(logs).await?;
+    span_metrics::accepted(&state.metrics, tenants.into_iter(), true);
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "accepted": outcome.inserted + outcome.duplicates })),

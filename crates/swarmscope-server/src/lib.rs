@@ -13,6 +13,8 @@ pub mod error;
 pub mod incomplete;
 mod ingest;
 mod query;
+mod scrape;
+pub mod span_metrics;
 
 use std::sync::Arc;
 
@@ -36,6 +38,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Largest accepted request body, before and after decompression.
     pub max_body_bytes: usize,
+    /// Span-derived and health metrics.
+    pub metrics: Arc<span_metrics::CollectorMetrics>,
 }
 
 impl AppState {
@@ -46,6 +50,10 @@ impl AppState {
             auth: Arc::new(Auth::from_config(&config.keys)?),
             limits: Arc::new(Limits::default()),
             max_body_bytes: config.max_body_bytes,
+            metrics: Arc::new(span_metrics::CollectorMetrics::new(
+                swarmscope_model::price::PriceTable::with_overrides(&config.prices),
+                config.metrics_tenant_cap,
+            )),
         })
     }
 }
@@ -54,6 +62,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(query::healthz))
+        .route("/metrics", get(scrape::metrics))
         .route(
             "/api/traces",
             post(ingest::post_traces).get(query::list_traces),

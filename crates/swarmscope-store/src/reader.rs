@@ -315,6 +315,16 @@ impl Reader {
         })
     }
 
+    /// Bytes in use by the database file (pages in use × page size).
+    pub fn db_bytes(&self) -> Result<i64, StoreError> {
+        self.with_conn(|conn| {
+            let page_count: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+            let free: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+            let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            Ok((page_count - free) * page_size)
+        })
+    }
+
     /// Every tenant name that has data, sorted.
     pub fn tenants(&self) -> Result<Vec<String>, StoreError> {
         self.with_conn(|conn| {

@@ -42,7 +42,7 @@ impl Default for WriterConfig {
 }
 
 /// What a committed request changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteOutcome {
     /// Spans or log lines stored by this request.
     pub inserted: usize,
@@ -53,6 +53,9 @@ pub struct WriteOutcome {
     pub completed: usize,
     /// Open spans closed as incomplete.
     pub closed: usize,
+    /// Positions, in the request, of the spans this write stored or completed
+    /// (not the duplicates): what span-derived metrics may count.
+    pub stored: Vec<usize>,
 }
 
 /// Which open spans [`Writer::close_open_spans`] closes.
@@ -506,7 +509,7 @@ fn write_spans(
              attributes, events)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
-    for span in spans {
+    for (index, span) in spans.iter().enumerate() {
         let tenant = tenant_ref(tx, tenants, &span.tenant_id)?;
         let trace = trace_state(tx, traces, tenant, span, now)?;
         let attributes = if span.attributes.is_empty() {
@@ -534,6 +537,7 @@ fn write_spans(
         ];
         if insert_span.execute(columns)? == 1 {
             outcome.inserted += 1;
+            outcome.stored.push(index);
             trace.add(span);
             continue;
         }
@@ -580,6 +584,7 @@ fn write_spans(
                 ])?;
                 trace.complete(span, SpanStatus::from_code(old_status));
                 outcome.completed += 1;
+                outcome.stored.push(index);
             }
             None => outcome.duplicates += 1,
         }

@@ -71,6 +71,8 @@ pub(crate) enum RoleArg {
     Ingest,
     Read,
     Admin,
+    /// Only GET /metrics (for Prometheus).
+    Metrics,
 }
 
 #[derive(Debug, Args)]

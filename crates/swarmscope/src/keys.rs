@@ -48,6 +48,7 @@ pub(crate) fn add(args: KeysAddArgs) -> anyhow::Result<()> {
             RoleArg::Ingest => "ingest",
             RoleArg::Read => "read",
             RoleArg::Admin => "admin",
+            RoleArg::Metrics => "metrics",
         };
         if !roles.iter().any(|v| v.as_str() == Some(name)) {
             roles.push(name);

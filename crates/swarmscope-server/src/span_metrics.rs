@@ -1,0 +1,353 @@
+//! Agent-side metrics, derived from spans at ingest.
+//!
+//! A VM is gone before anything could scrape it, so the collector counts what
+//! agents report in their spans: Claude calls, tokens and USD cost from
+//! `llm.generate` (the seed's `model`, `input_tokens`, `output_tokens`, or the
+//! OpenTelemetry GenAI `gen_ai.*` attributes, cache tokens included), agent
+//! outcomes from `agent.execute`, VM boot times from `vm.spawn`, ticket
+//! durations from `ticket.complete`. The cost is computed once, here, and
+//! stored on the span as `swarm.cost_usd`, so a later price change does not
+//! rewrite history. Only spans the write actually stored are counted: a span
+//! re-sent after a retry is not counted twice.
+
+use prometheus_client::registry::Registry;
+use serde_json::Value;
+use swarmscope_metrics::catalogue::{
+    AgentLabels, BootLabels, CollectorHealth, ModelLabels, ModelStatusLabels, ReasonLabels,
+    TenantFolder, TenantLabels, TenantModelLabels, TicketLabels, TokenLabels,
+};
+use swarmscope_metrics::{render, Format, SwarmMetrics};
+use swarmscope_model::price::{PriceTable, TokenUsage};
+use swarmscope_model::{Span, SpanStatus};
+use swarmscope_store::WriterStats;
+
+/// The collector's metrics: span-derived `swarm_*` and its own `swarmscope_*`.
+pub struct CollectorMetrics {
+    /// The `swarm_*` families (the collector fills the agent-side ones).
+    pub swarm: SwarmMetrics,
+    /// The `swarmscope_*` families.
+    pub health: CollectorHealth,
+    tenants: TenantFolder,
+    prices: PriceTable,
+    registry: Registry,
+}
+
+impl CollectorMetrics {
+    /// Metrics priced by `prices`, with at most `tenant_cap` tenant label values.
+    pub fn new(prices: PriceTable, tenant_cap: usize) -> CollectorMetrics {
+        let swarm = SwarmMetrics::new();
+        let health = CollectorHealth::default();
+        let mut registry = Registry::default();
+        swarm.register(&mut registry);
+        health.register(&mut registry);
+        CollectorMetrics {
+            swarm,
+            health,
+            tenants: TenantFolder::new(tenant_cap),
+            prices,
+            registry,
+        }
+    }
+
+    /// The price table in use.
+    pub fn prices(&self) -> &PriceTable {
+        &self.prices
+    }
+
+    /// The label value for a tenant (folded past the cap).
+    pub fn tenant(&self, tenant: &str) -> String {
+        self.tenants.label(tenant)
+    }
+
+    /// Counts a refused ingest request.
+    pub fn rejected(&self, logs: bool, status: u16) {
+        let reason = match status {
+            401 => "unauthorized",
+            403 => "forbidden",
+            413 => "too_large",
+            503 => "overloaded",
+            507 => "storage",
+            400..=499 => "invalid",
+            _ => "internal",
+        };
+        let family = if logs {
+            &self.health.logs_rejected
+        } else {
+            &self.health.spans_rejected
+        };
+        family
+            .get_or_create(&ReasonLabels {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Renders a scrape, after refreshing the gauges read from the writer.
+    pub fn scrape(&self, format: Format, writer: WriterStats, database_bytes: i64) -> String {
+        let h = &self.health;
+        h.queue_spans.set(writer.queued_spans as i64);
+        h.writer_last_batch.set(writer.last_batch_spans as i64);
+        // Counters only move forward: add what the writer did since the last scrape.
+        let add = |c: &prometheus_client::metrics::counter::Counter, total: u64| {
+            let now = c.get();
+            if total > now {
+                c.inc_by(total - now);
+            }
+        };
+        add(&h.writer_batches, writer.batches);
+        add(&h.writer_spans, writer.spans_committed);
+        let commit_secs = writer.commit_micros as f64 / 1e6;
+        let seen = h.writer_commit_seconds.get();
+        if commit_secs > seen {
+            h.writer_commit_seconds.inc_by(commit_secs - seen);
+        }
+        h.database_bytes.set(database_bytes);
+        render(&self.registry, format)
+    }
+}
+
+/// What one span adds to the metrics once stored.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Derived {
+    Nothing,
+    Llm {
+        tenant: String,
+        model: String,
+        status: &'static str,
+        usage: TokenUsage,
+        cost: Option<f64>,
+    },
+    Agent {
+        agent_type: String,
+        status: &'static str,
+    },
+    VmSpawn {
+        method: String,
+        ms: f64,
+    },
+    Ticket {
+        ticket_type: String,
+        complexity: String,
+        seconds: f64,
+    },
+}
+
+fn attr<'a>(span: &'a Span, names: &[&str]) -> Option<&'a Value> {
+    names.iter().find_map(|n| span.attributes.get(*n))
+}
+
+fn attr_text(span: &Span, names: &[&str]) -> Option<String> {
+    attr(span, names).and_then(|v| match v {
+        Value::String(s) if !s.is_empty() => Some(s.chars().take(128).collect()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+fn attr_count(span: &Span, names: &[&str]) -> u64 {
+    attr(span, names)
+        .and_then(|v| match v {
+            Value::Number(n) => n
+                .as_u64()
+                .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+fn outcome(span: &Span) -> &'static str {
+    if span.status == SpanStatus::Error {
+        "error"
+    } else {
+        "ok"
+    }
+}
+
+/// Prices LLM spans (storing `swarm.cost_usd` on them) and says what each
+/// span will add to the metrics if the write stores it.
+pub(crate) fn prepare(spans: &mut [Span], prices: &PriceTable) -> Vec<Derived> {
+    spans
+        .iter_mut()
+        .map(|span| {
+            let is_llm =
+                span.name == "llm.generate" || span.attributes.contains_key("gen_ai.request.model");
+            if is_llm && span.end_ns.is_some() {
+                let model = attr_text(
+                    span,
+                    &["gen_ai.request.model", "model", "gen_ai.response.model"],
+                )
+                .unwrap_or_else(|| "unknown".into());
+                let usage = TokenUsage {
+                    input: attr_count(span, &["gen_ai.usage.input_tokens", "input_tokens"]),
+                    output: attr_count(span, &["gen_ai.usage.output_tokens", "output_tokens"]),
+                    cache_read: attr_count(
+                        span,
+                        &[
+                            "gen_ai.usage.cache_read.input_tokens",
+                            "cache_read_input_tokens",
+                            "cache_read_tokens",
+                        ],
+                    ),
+                    cache_write: attr_count(
+                        span,
+                        &[
+                            "gen_ai.usage.cache_creation.input_tokens",
+                            "cache_creation_input_tokens",
+                            "cache_write_tokens",
+                        ],
+                    ),
+                };
+                let cost = prices.cost(&model, &usage);
+                span.attributes
+                    .insert("swarm.cost_usd".into(), Value::from(cost.unwrap_or(0.0)));
+                if cost.is_none() {
+                    span.attributes
+                        .insert("swarm.unpriced".into(), Value::Bool(true));
+                }
+                return Derived::Llm {
+                    tenant: span.tenant_id.clone(),
+                    model,
+                    status: outcome(span),
+                    usage,
+                    cost,
+                };
+            }
+            match (span.name.as_str(), span.duration_ms()) {
+                ("agent.execute", Some(_)) => Derived::Agent {
+                    agent_type: attr_text(span, &["agent_type", "agent.type"])
+                        .unwrap_or_else(|| "unknown".into()),
+                    status: outcome(span),
+                },
+                ("vm.spawn", Some(ms)) if span.status != SpanStatus::Error => Derived::VmSpawn {
+                    method: attr_text(span, &["method"]).unwrap_or_else(|| "unknown".into()),
+                    ms,
+                },
+                ("ticket.complete", Some(ms)) => Derived::Ticket {
+                    ticket_type: attr_text(span, &["type", "ticket_type"])
+                        .unwrap_or_else(|| "unknown".into()),
+                    complexity: attr_text(span, &["complexity"])
+                        .unwrap_or_else(|| "unknown".into()),
+                    seconds: attr(span, &["duration_ms"])
+                        .and_then(Value::as_f64)
+                        .unwrap_or(ms)
+                        / 1000.0,
+                },
+                _ => Derived::Nothing,
+            }
+        })
+        .collect()
+}
+
+/// Counts the derived figures of the spans a write stored.
+pub(crate) fn apply(metrics: &CollectorMetrics, derived: &[Derived], stored: &[usize]) {
+    let m = &metrics.swarm;
+    for d in stored.iter().filter_map(|&i| derived.get(i)) {
+        match d {
+            Derived::Nothing => {}
+            Derived::Llm {
+                tenant,
+                model,
+                status,
+                usage,
+                cost,
+            } => {
+                m.claude_api_calls
+                    .get_or_create(&ModelStatusLabels {
+                        model: model.clone(),
+                        status: (*status).into(),
+                    })
+                    .inc();
+                for (direction, n) in [
+                    ("input", usage.input),
+                    ("output", usage.output),
+                    ("cache_read", usage.cache_read),
+                    ("cache_write", usage.cache_write),
+                ] {
+                    if n > 0 {
+                        m.claude_api_tokens
+                            .get_or_create(&TokenLabels {
+                                model: model.clone(),
+                                direction: direction.into(),
+                            })
+                            .inc_by(n);
+                    }
+                }
+                match cost {
+                    Some(c) => {
+                        m.claude_api_cost_usd
+                            .get_or_create(&TenantModelLabels {
+                                tenant_id: metrics.tenant(tenant),
+                                model: model.clone(),
+                            })
+                            .inc_by(*c);
+                    }
+                    None => {
+                        metrics
+                            .health
+                            .unpriced_tokens
+                            .get_or_create(&ModelLabels {
+                                model: model.clone(),
+                            })
+                            .inc_by(usage.total());
+                    }
+                }
+            }
+            Derived::Agent { agent_type, status } => {
+                m.agent_executions
+                    .get_or_create(&AgentLabels {
+                        agent_type: agent_type.clone(),
+                        status: (*status).into(),
+                    })
+                    .inc();
+            }
+            Derived::VmSpawn { method, ms } => {
+                m.vm_boot_duration_ms
+                    .get_or_create(&BootLabels {
+                        method: method.clone(),
+                    })
+                    .observe(*ms);
+            }
+            Derived::Ticket {
+                ticket_type,
+                complexity,
+                seconds,
+            } => {
+                m.ticket_duration_seconds
+                    .get_or_create(&TicketLabels {
+                        r#type: ticket_type.clone(),
+                        complexity: complexity.clone(),
+                    })
+                    .observe(*seconds);
+            }
+        }
+    }
+}
+
+/// Counts acknowledged items per tenant (one counter update per tenant, not
+/// per item: this runs on every ingest request).
+pub(crate) fn accepted(
+    metrics: &CollectorMetrics,
+    tenants: impl Iterator<Item = String>,
+    logs: bool,
+) {
+    let family = if logs {
+        &metrics.health.logs_accepted
+    } else {
+        &metrics.health.spans_accepted
+    };
+    let mut counts: Vec<(String, u64)> = Vec::new();
+    for t in tenants {
+        match counts.iter_mut().find(|(name, _)| *name == t) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((t, 1)),
+        }
+    }
+    for (t, n) in counts {
+        family
+            .get_or_create(&TenantLabels {
+                tenant_id: metrics.tenant(&t),
+            })
+            .inc_by(n);
+    }
+}
