@@ -351,3 +351,13 @@ pub(crate) fn accepted(
             .inc_by(n);
     }
 }
+
+/// Runs the derivation steps of ingest (pricing, storing the cost, counting)
+/// on `spans` as if `stored` were what the write stored. For the benchmark
+/// in `benches/metrics.rs`; ingest itself calls the same two steps.
+#[doc(hidden)]
+pub fn derive_for_bench(metrics: &CollectorMetrics, spans: &mut [Span], stored: &[usize]) {
+    let derived = prepare(spans, metrics.prices());
+    apply(metrics, &derived, stored);
+    accepted(metrics, spans.iter().map(|s| s.tenant_id.clone()), false);
+}
