@@ -267,3 +267,88 @@ async fn metrics_need_a_metrics_or_admin_key() {
         403
     );
 }
+
+/// Families in scrape order, each family's samples sorted (series order
+/// within a family follows a hash map and is not stable).
+fn normalize(lines: &[&str]) -> String {
+    let mut out = String::new();
+    let mut samples: Vec<&str> = Vec::new();
+    let mut flush = |samples: &mut Vec<&str>, out: &mut String| {
+        samples.sort_unstable();
+        for s in samples.drain(..) {
+            out.push_str(s);
+            out.push('\n');
+        }
+    };
+    for line in lines {
+        if line.starts_with("# HELP") {
+            flush(&mut samples, &mut out);
+        }
+        if line.starts_with('#') {
+            out.push_str(line);
+            out.push('\n');
+        } else {
+            samples.push(line);
+        }
+    }
+    flush(&mut samples, &mut out);
+    out
+}
+
+/// The `swarm_*` part of a scrape after a fixed set of spans, compared with
+/// tests/fixtures/scrape.prom (set UPDATE_SNAPSHOTS=1 to rewrite it after an
+/// intended change). The `swarmscope_*` part depends on timing and is left out.
+#[tokio::test]
+async fn a_full_scrape_matches_its_snapshot() {
+    let server = Server::start();
+    let mut spans = Vec::new();
+    for (i, (model, status)) in [
+        ("claude-opus-4-5", "ok"),
+        ("claude-haiku-4-5", "ok"),
+        ("claude-haiku-4-5", "error"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut s = llm(
+            "snap",
+            &format!("l{i}"),
+            json!({"model": model, "input_tokens": 1000 * (i + 1), "output_tokens": 100, "cache_read_input_tokens": 50}),
+        );
+        s["status"] = json!(status);
+        spans.push(s);
+    }
+    let mut exec = span("acme", "snap", "e", "agent.execute");
+    exec["attributes"] = json!({"agent_type": "reviewer"});
+    exec["status"] = json!("error");
+    spans.push(exec);
+    let mut vm = span("acme", "snap", "v", "vm.spawn");
+    vm["attributes"] = json!({"method": "boot"});
+    vm["durationMs"] = json!(180);
+    vm.as_object_mut().expect("object").remove("endTime");
+    spans.push(vm);
+    assert_eq!(server.post("/api/traces", &json!(spans), None).await.0, 202);
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    let swarm = normalize(
+        &text
+            .lines()
+            .filter(|l| !l.contains("swarmscope_"))
+            .collect::<Vec<_>>(),
+    );
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scrape.prom");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&fixture, &swarm).expect("write snapshot");
+    }
+    let expected = std::fs::read_to_string(&fixture)
+        .expect("snapshot (run with UPDATE_SNAPSHOTS=1 to create it)");
+    assert_eq!(
+        swarm, expected,
+        "scrape differs from tests/fixtures/scrape.prom"
+    );
+}
