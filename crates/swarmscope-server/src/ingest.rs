@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use swarmscope_model::timestamp::now_nanos;
-use swarmscope_model::{decode_logs, decode_spans};
+use swarmscope_model::{decode_logs, decode_spans, DecodeError, Limits, LogRecord, Span};
 use swarmscope_store::CloseScope;
 
 use crate::body::read_body;
@@ -23,59 +23,88 @@ use crate::AppState;
 /// request never stalls the async workers.
 const INLINE_DECODE_BYTES: usize = 64 * 1024;
 
+/// A wire decoder: body, limits, the key's tenant for items that name none.
+type Decoder<T> = fn(&[u8], &Limits, Option<&str>) -> Result<Vec<T>, DecodeError>;
+
+/// What span and log ingest share: authenticate, read the body within bounds,
+/// decode it (on a blocking thread when large), and refuse it whole when any
+/// item belongs to a tenant other than the key's.
+async fn decode_checked<T: Send + 'static>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    decode: Decoder<T>,
+    tenant_of: fn(&T) -> &str,
+    tenant_field: &str,
+) -> Result<Vec<T>, ApiError> {
+    let principal = state.auth.authenticate(headers)?;
+    let key_tenant = principal.ingest_tenant()?.map(str::to_owned);
+    let bytes = read_body(headers, body, state.max_body_bytes).await?;
+    let limits = state.limits.clone();
+    let key = key_tenant.clone();
+    let run = move || decode(&bytes, &limits, key.as_deref());
+    let items = if bytes_len_hint(headers) > INLINE_DECODE_BYTES {
+        tokio::task::spawn_blocking(run)
+            .await
+            .map_err(|_| ApiError::internal("decoder task failed"))??
+    } else {
+        run()?
+    };
+    if let Some(tenant) = &key_tenant {
+        if let Some(i) = items.iter().position(|item| tenant_of(item) != tenant) {
+            return Err(ApiError::forbidden(format!(
+                "item {i} belongs to tenant {:?} but this API key is bound to {tenant:?}",
+                tenant_of(&items[i])
+            ))
+            .field(if items.len() == 1 {
+                tenant_field.to_owned()
+            } else {
+                format!("[{i}].{tenant_field}")
+            }));
+        }
+    }
+    Ok(items)
+}
+
+/// Counts a refused request in the collector's health metrics.
+fn counted(state: &AppState, logs: bool, result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(|e| {
+        state.metrics.rejected(logs, e.status.as_u16());
+        e.into_response()
+    })
+}
+
 /// Accepts spans; answers 202 `{"accepted": N}` once all N are committed.
 pub(crate) async fn post_traces(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match ingest_spans(&state, headers, body).await {
-        Ok(r) => r.into_response(),
-        Err(e) => {
-            state.metrics.rejected(false, e.status.as_u16());
-            e.into_response()
-        }
-    }
+    let result = ingest_spans(&state, headers, body).await;
+    counted(&state, false, result)
 }
 
 async fn ingest_spans(
     state: &AppState,
     headers: HeaderMap,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
-    let principal = state.auth.authenticate(&headers)?;
-    let key_tenant = principal.ingest_tenant()?.map(str::to_owned);
-    let bytes = read_body(&headers, body, state.max_body_bytes).await?;
-    let limits = state.limits.clone();
-    let decode =
-        move || decode_spans(&bytes, &limits, key_tenant.as_deref()).map(|s| (s, key_tenant));
-    let (mut spans, key_tenant) = if bytes_len_hint(&headers) > INLINE_DECODE_BYTES {
-        tokio::task::spawn_blocking(decode)
-            .await
-            .map_err(|_| ApiError::internal("decoder task failed"))??
-    } else {
-        decode()?
-    };
-    if let Some(tenant) = &key_tenant {
-        if let Some(i) = spans.iter().position(|s| &s.tenant_id != tenant) {
-            return Err(ApiError::forbidden(format!(
-                "span {i} belongs to tenant {:?} but this API key is bound to {tenant:?}",
-                spans[i].tenant_id
-            ))
-            .field(if spans.len() == 1 {
-                "tenantId".to_owned()
-            } else {
-                format!("[{i}].tenantId")
-            }));
-        }
-    }
+) -> Result<Response, ApiError> {
+    let mut spans = decode_checked(
+        state,
+        &headers,
+        body,
+        decode_spans,
+        |s: &Span| &s.tenant_id,
+        "tenantId",
+    )
+    .await?;
     let derived = span_metrics::prepare(&mut spans, state.metrics.prices());
     let tenants: Vec<String> = spans.iter().map(|s| s.tenant_id.clone()).collect();
     let outcome = state.store.writer().write(spans).await?;
     span_metrics::apply(&state.metrics, &derived, &outcome.stored);
     span_metrics::accepted(&state.metrics, tenants.into_iter(), false);
     let accepted = outcome.inserted + outcome.duplicates + outcome.completed;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))))
+    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))).into_response())
 }
 
 fn bytes_len_hint(headers: &HeaderMap) -> usize {
@@ -92,53 +121,32 @@ pub(crate) async fn post_logs(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match ingest_logs(&state, headers, body).await {
-        Ok(r) => r.into_response(),
-        Err(e) => {
-            state.metrics.rejected(true, e.status.as_u16());
-            e.into_response()
-        }
-    }
+    let result = ingest_logs(&state, headers, body).await;
+    counted(&state, true, result)
 }
 
 async fn ingest_logs(
     state: &AppState,
     headers: HeaderMap,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
-    let principal = state.auth.authenticate(&headers)?;
-    let key_tenant = principal.ingest_tenant()?.map(str::to_owned);
-    let bytes = read_body(&headers, body, state.max_body_bytes).await?;
-    let limits = state.limits.clone();
-    let decode =
-        move || decode_logs(&bytes, &limits, key_tenant.as_deref()).map(|l| (l, key_tenant));
-    let (logs, key_tenant) = if bytes_len_hint(&headers) > INLINE_DECODE_BYTES {
-        tokio::task::spawn_blocking(decode)
-            .await
-            .map_err(|_| ApiError::internal("decoder task failed"))??
-    } else {
-        decode()?
-    };
-    if let Some(tenant) = &key_tenant {
-        if let Some(i) = logs.iter().position(|l| &l.tenant_id != tenant) {
-            return Err(ApiError::forbidden(format!(
-                "log line {i} belongs to tenant {:?} but this API key is bound to {tenant:?}",
-                logs[i].tenant_id
-            ))
-            .field(if logs.len() == 1 {
-                "tenant_id".to_owned()
-            } else {
-                format!("[{i}].tenant_id")
-            }));
-        }
-    }
+) -> Result<Response, ApiError> {
+    let logs = decode_checked(
+        state,
+        &headers,
+        body,
+        decode_logs,
+        |l: &LogRecord| &l.tenant_id,
+        "tenant_id",
+    )
+    .await?;
     let tenants: Vec<String> = logs.iter().map(|l| l.tenant_id.clone()).collect();
     let outcome = state.store.writer().write_logs(logs).await?;
     span_metrics::accepted(&state.metrics, tenants.into_iter(), true);
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "accepted": outcome.inserted + outcome.duplicates })),
-    ))
+    )
+        .into_response())
 }
 
 /// A VM is gone: close its open spans as incomplete. A tenant key closes only

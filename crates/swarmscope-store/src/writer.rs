@@ -518,24 +518,33 @@ fn write_spans(
             Some(Value::Object(span.attributes.clone()).to_string())
         };
         let span_key = id::encode(&span.span_id);
-        let columns = params![
-            trace.id,
-            span_key,
-            span.parent_span_id.as_deref().map(id::encode),
-            span.name,
-            span.kind.code(),
-            span.status.code(),
-            span.status_message,
-            span.start_ns,
-            span.end_ns,
+        let parent_key = span.parent_span_id.as_deref().map(id::encode);
+        let events = events_json(span);
+        let (ticket, agent, vm, service) = (
             own_value(&span.ticket_id, &trace.ticket_id),
             own_value(&span.agent_id, &trace.agent_id),
             own_value(&span.vm_id, &trace.vm_id),
             own_value(&span.service, &trace.service),
-            attributes,
-            events_json(span),
+        );
+        // The 15 stored columns, in the order both statements below name them.
+        let columns: [&dyn rusqlite::ToSql; 15] = [
+            &trace.id,
+            &span_key,
+            &parent_key,
+            &span.name,
+            &span.kind.code(),
+            &span.status.code(),
+            &span.status_message,
+            &span.start_ns,
+            &span.end_ns,
+            &ticket,
+            &agent,
+            &vm,
+            &service,
+            &attributes,
+            &events,
         ];
-        if insert_span.execute(columns)? == 1 {
+        if insert_span.execute(&columns[..])? == 1 {
             outcome.inserted += 1;
             outcome.stored.push(index);
             trace.add(span);
@@ -557,6 +566,8 @@ fn write_spans(
         };
         match replaceable {
             Some((rowid, old_status)) => {
+                let mut with_rowid: Vec<&dyn rusqlite::ToSql> = columns.to_vec();
+                with_rowid.push(&rowid);
                 tx.prepare_cached(
                     "UPDATE spans SET trace = ?1, span_id = ?2, parent_id = ?3, name = ?4, kind = ?5,
                          status = ?6, status_message = ?7, start_ns = ?8, end_ns = ?9, ticket_id = ?10,
@@ -564,24 +575,7 @@ fn write_spans(
                          incomplete = 0
                      WHERE rowid = ?16",
                 )?
-                .execute(params![
-                    trace.id,
-                    span_key,
-                    span.parent_span_id.as_deref().map(id::encode),
-                    span.name,
-                    span.kind.code(),
-                    span.status.code(),
-                    span.status_message,
-                    span.start_ns,
-                    span.end_ns,
-                    own_value(&span.ticket_id, &trace.ticket_id),
-                    own_value(&span.agent_id, &trace.agent_id),
-                    own_value(&span.vm_id, &trace.vm_id),
-                    own_value(&span.service, &trace.service),
-                    attributes,
-                    events_json(span),
-                    rowid,
-                ])?;
+                .execute(&with_rowid[..])?;
                 trace.complete(span, SpanStatus::from_code(old_status));
                 outcome.completed += 1;
                 outcome.stored.push(index);

@@ -273,7 +273,7 @@ async fn metrics_need_a_metrics_or_admin_key() {
 fn normalize(lines: &[&str]) -> String {
     let mut out = String::new();
     let mut samples: Vec<&str> = Vec::new();
-    let mut flush = |samples: &mut Vec<&str>, out: &mut String| {
+    let flush = |samples: &mut Vec<&str>, out: &mut String| {
         samples.sort_unstable();
         for s in samples.drain(..) {
             out.push_str(s);
