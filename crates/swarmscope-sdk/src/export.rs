@@ -135,22 +135,24 @@ fn batches(items: &[Vec<u8>], max_bytes: usize) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-fn spans_body(items: &[Vec<u8>]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 12);
+fn spans_body<T: AsRef<[u8]>>(items: &[T]) -> Vec<u8> {
+    let mut body =
+        Vec::with_capacity(items.iter().map(|i| i.as_ref().len() + 1).sum::<usize>() + 12);
     body.extend_from_slice(b"{\"spans\":[");
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(item);
+        body.extend_from_slice(item.as_ref());
     }
     body.extend_from_slice(b"]}");
     body
 }
 
-fn logs_body(items: &[Vec<u8>]) -> Vec<u8> {
+fn logs_body<T: AsRef<[u8]>>(items: &[T]) -> Vec<u8> {
     let mut body = Vec::new();
     for item in items {
+        let item = item.as_ref();
         body.extend_from_slice(item);
         if !item.ends_with(b"\n") {
             body.push(b'\n');
@@ -159,13 +161,95 @@ fn logs_body(items: &[Vec<u8>]) -> Vec<u8> {
     body
 }
 
+/// Which item of a batch the collector blamed: `spans[3].name` → 3 for
+/// spans, `line 4.level` → 3 for log lines (one per line, 1-based).
+fn blamed_item(field: &str, logs: bool) -> Option<usize> {
+    if logs {
+        let rest = field.strip_prefix("line ")?;
+        let n: usize = rest.split(['.', ':']).next()?.parse().ok()?;
+        n.checked_sub(1)
+    } else {
+        let rest = field.strip_prefix("spans[")?;
+        rest.split(']').next()?.parse().ok()
+    }
+}
+
+/// What [`deliver`] did with a set of items.
+#[derive(Default)]
+struct Delivery {
+    sent: usize,
+    dropped: usize,
+    spooled: usize,
+}
+
+/// Sends items in batches. A batch refused because of one item (the
+/// collector names it) is sent again without that item, so one bad span
+/// never costs the others; a batch refused for its key (401, 403) or still
+/// failing after retries goes to the spool; anything else refused is dropped.
+async fn deliver(
+    poster: &mut Poster<'_>,
+    items: &[Vec<u8>],
+    logs: bool,
+    spool: &mut Vec<Vec<u8>>,
+) -> Delivery {
+    let (route, content_type, kind) = if logs {
+        ("/api/logs", "application/x-ndjson", "log")
+    } else {
+        ("/api/traces", "application/json", "span")
+    };
+    let mut out = Delivery::default();
+    for range in batches(items, poster.config.max_body_bytes) {
+        let mut batch: Vec<&Vec<u8>> = items[range].iter().collect();
+        while !batch.is_empty() {
+            let body = if logs {
+                logs_body(&batch)
+            } else {
+                spans_body(&batch)
+            };
+            match poster.post(route, body, content_type).await {
+                Sent::Accepted => {
+                    out.sent += batch.len();
+                    break;
+                }
+                Sent::Refused(400, message, Some(field))
+                    if blamed_item(&field, logs).is_some_and(|i| i < batch.len()) =>
+                {
+                    let i = blamed_item(&field, logs).unwrap_or(0);
+                    tracing::warn!(message = %message, field = %field, "collector refused one {kind}; dropped it, resending the rest");
+                    batch.remove(i);
+                    out.dropped += 1;
+                }
+                Sent::Refused(status @ (401 | 403), message, _) => {
+                    tracing::warn!(status, message = %message, "collector refused the key; spooling");
+                    out.spooled += batch.len();
+                    spool.extend(batch.iter().map(|item| tagged(kind, item)));
+                    break;
+                }
+                Sent::Refused(status, message, _) => {
+                    tracing::warn!(status, message = %message, items = batch.len(), "collector refused a batch; dropped");
+                    out.dropped += batch.len();
+                    break;
+                }
+                Sent::Failed(why) => {
+                    tracing::warn!(error = %why, items = batch.len(), "could not send; spooling");
+                    out.spooled += batch.len();
+                    spool.extend(batch.iter().map(|item| tagged(kind, item)));
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
 /// How one request ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Sent {
     /// Acknowledged (2xx).
     Accepted,
-    /// Refused for good (4xx other than 429), with the status and message.
-    Refused(u16, String),
+    /// Refused for good (4xx other than 429): status, message, and the field
+    /// the collector blamed (e.g. `spans[3].startTime`).
+    Refused(u16, String, Option<String>),
     /// Still failing when retries or the deadline ran out.
     Failed(String),
 }
@@ -209,12 +293,15 @@ impl Poster<'_> {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok());
                     let text = resp.text().await.unwrap_or_default();
-                    let message = serde_json::from_str::<Value>(&text)
-                        .ok()
+                    let parsed = serde_json::from_str::<Value>(&text).ok();
+                    let field = parsed
+                        .as_ref()
+                        .and_then(|v| v["field"].as_str().map(str::to_owned));
+                    let message = parsed
                         .and_then(|v| v["error"].as_str().map(str::to_owned))
                         .unwrap_or(text);
                     if status != 429 && status < 500 {
-                        return Sent::Refused(status, message);
+                        return Sent::Refused(status, message, field);
                     }
                     if let Some(secs) = retry_after {
                         wait = Duration::from_secs(secs.min(60));
@@ -315,49 +402,13 @@ impl Tracer {
             requests: 0,
         };
         let mut spool = Vec::new();
-        for range in batches(&encoded, config.max_body_bytes) {
-            let n = range.len();
-            match poster
-                .post(
-                    "/api/traces",
-                    spans_body(&encoded[range.clone()]),
-                    "application/json",
-                )
-                .await
-            {
-                Sent::Accepted => report.sent_spans += n,
-                Sent::Refused(status, message) => {
-                    report.dropped += n;
-                    tracing::warn!(status, message = %message, spans = n, "collector refused spans; dropped");
-                }
-                Sent::Failed(why) => {
-                    tracing::warn!(error = %why, spans = n, "could not send spans; spooling them");
-                    report.spooled_spans += n;
-                    spool.extend(encoded[range].iter().map(|s| tagged("span", s)));
-                }
-            }
-        }
-        for range in batches(&logs, config.max_body_bytes) {
-            let n = range.len();
-            match poster
-                .post(
-                    "/api/logs",
-                    logs_body(&logs[range.clone()]),
-                    "application/x-ndjson",
-                )
-                .await
-            {
-                Sent::Accepted => report.sent_logs += n,
-                Sent::Refused(status, message) => {
-                    report.dropped += n;
-                    tracing::warn!(status, message = %message, lines = n, "collector refused log lines; dropped");
-                }
-                Sent::Failed(_) => {
-                    report.spooled_logs += n;
-                    spool.extend(logs[range].iter().map(|l| tagged("log", l)));
-                }
-            }
-        }
+        let spans_done = deliver(&mut poster, &encoded, false, &mut spool).await;
+        let logs_done = deliver(&mut poster, &logs, true, &mut spool).await;
+        report.sent_spans = spans_done.sent;
+        report.spooled_spans = spans_done.spooled;
+        report.sent_logs = logs_done.sent;
+        report.spooled_logs = logs_done.spooled;
+        report.dropped = spans_done.dropped + logs_done.dropped;
         report.requests = poster.requests;
         if let Err(e) = append_spool(&config.spool_path, &spool) {
             tracing::error!(error = %e, path = %config.spool_path.display(), "cannot write the spool file; data lost");
@@ -477,8 +528,21 @@ pub async fn push_spool(path: &Path, config: &TracerConfig) -> Result<PushReport
         let mut spans: Vec<Vec<u8>> = Vec::new();
         let mut span_index: HashMap<(String, String), (usize, bool)> = HashMap::new();
         let mut logs: Vec<Vec<u8>> = Vec::new();
-        for line in reader.lines().map_while(Result::ok) {
-            let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(&line) else {
+        // Read raw lines: a record torn by a dying VM (even mid-character) is
+        // counted as dropped, and every line after it is still read.
+        let mut keep_file = false;
+        for line in reader.split(b'\n') {
+            let line = match line {
+                Ok(l) => l,
+                Err(_) => {
+                    keep_file = true;
+                    break;
+                }
+            };
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let Ok(Value::Object(mut obj)) = serde_json::from_slice::<Value>(&line) else {
                 report.dropped += 1;
                 continue;
             };
@@ -518,7 +582,8 @@ pub async fn push_spool(path: &Path, config: &TracerConfig) -> Result<PushReport
             deadline: Instant::now() + config.deadline.max(Duration::from_secs(30)),
             requests: 0,
         };
-        let mut keep: Option<String> = None;
+        let mut keep: Option<String> =
+            keep_file.then(|| "the file could not be read to its end".to_owned());
         for (route, items, is_spans) in [("/api/traces", &spans, true), ("/api/logs", &logs, false)]
         {
             for range in batches(items, config.max_body_bytes) {
@@ -532,10 +597,10 @@ pub async fn push_spool(path: &Path, config: &TracerConfig) -> Result<PushReport
                     Sent::Accepted if is_spans => report.spans += n,
                     Sent::Accepted => report.logs += n,
                     // Wrong key, tenant or URL: keep the file for a retry with the right one.
-                    Sent::Refused(status @ (401 | 403 | 404), m) => {
+                    Sent::Refused(status @ (401 | 403 | 404), m, _) => {
                         keep = Some(format!("{status}: {m}"))
                     }
-                    Sent::Refused(_, _) => report.dropped += n,
+                    Sent::Refused(_, _, _) => report.dropped += n,
                     Sent::Failed(why) => keep = Some(why),
                 }
             }

@@ -133,10 +133,11 @@ pub fn extract(headers: &HeaderMap) -> Incoming {
                 .map(str::to_owned);
             c
         });
-    let trace_id = context
-        .as_ref()
-        .map(|c| c.trace_id.clone())
-        .or_else(|| header_text(headers, &X_TRACE_ID));
+    // A seed-style X-Trace-ID is kept as sent, but only if the collector
+    // would accept it as an id (an all-zero id would get the whole flush refused).
+    let trace_id = context.as_ref().map(|c| c.trace_id.clone()).or_else(|| {
+        header_text(headers, &X_TRACE_ID).filter(|t| !swarmscope_model::id::is_all_zero(t))
+    });
     Incoming {
         context,
         trace_id,
@@ -204,6 +205,12 @@ mod tests {
     #[test]
     fn extraction_prefers_traceparent_then_x_trace_id() {
         let mut h = HeaderMap::new();
+        h.insert(X_TRACE_ID, HeaderValue::from_static("0000"));
+        assert_eq!(
+            extract(&h).trace_id,
+            None,
+            "an id the collector would refuse is ignored"
+        );
         h.insert(X_TRACE_ID, HeaderValue::from_static("seed-trace-1"));
         h.insert(X_REQUEST_ID, HeaderValue::from_static("req_xyz"));
         let got = extract(&h);

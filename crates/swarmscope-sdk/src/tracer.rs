@@ -95,7 +95,7 @@ impl std::fmt::Display for ParentId {
 pub(crate) type AttrList = Vec<(Cow<'static, str>, Value)>;
 
 /// Where and how a tracer sends its data.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TracerConfig {
     /// Collector base URL (`SWARMSCOPE_URL`, default `http://127.0.0.1:4318`).
     pub url: String,
@@ -116,6 +116,22 @@ pub struct TracerConfig {
     pub spool_path: PathBuf,
     /// Log lines to ship with each flush (the JSON layer's queue).
     pub logs: Option<LogBuffer>,
+}
+
+impl std::fmt::Debug for TracerConfig {
+    /// Everything but the API key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TracerConfig")
+            .field("url", &self.url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
+            .field("service", &self.service)
+            .field("vm_id", &self.vm_id)
+            .field("deadline", &self.deadline)
+            .field("retries", &self.retries)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("spool_path", &self.spool_path)
+            .finish()
+    }
 }
 
 impl TracerConfig {

@@ -9,12 +9,17 @@ use crate::cli::{KeysAddArgs, RoleArg};
 use crate::UsageError;
 
 pub(crate) fn add(args: KeysAddArgs) -> anyhow::Result<()> {
-    let admin = args.roles.contains(&RoleArg::Admin);
+    // Admin and metrics keys are not bound to a tenant.
+    let admin = args
+        .roles
+        .iter()
+        .any(|r| matches!(r, RoleArg::Admin | RoleArg::Metrics));
     match (&args.tenant, admin) {
         (Some(_), true) => {
-            return Err(
-                UsageError("an admin key is not bound to a tenant: drop --tenant".into()).into(),
+            return Err(UsageError(
+                "admin and metrics keys are not bound to a tenant: drop --tenant".into(),
             )
+            .into())
         }
         (None, false) => {
             return Err(UsageError("--tenant is required for ingest and read keys".into()).into())

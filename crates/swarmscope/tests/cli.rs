@@ -144,12 +144,19 @@ async fn keys_add_prints_a_key_once_and_the_server_accepts_it() {
     let (code, admin, _) = run(&["keys", "add", "--config", &cfg, "--role", "admin"]);
     assert_eq!(code, 0);
     let admin = admin.trim().to_owned();
+    let (code, scraper, err) = run(&["keys", "add", "--config", &cfg, "--role", "metrics"]);
+    assert_eq!(code, 0, "{err}");
+    let scraper = scraper.trim().to_owned();
+    let (code, _, err) = run(&[
+        "keys", "add", "--config", &cfg, "--role", "metrics", "--tenant", "acme",
+    ]);
+    assert_eq!(code, 2, "a metrics key has no tenant: {err}");
     let text = std::fs::read_to_string(&config).expect("config");
     assert!(
         !text.contains(&key) && !text.contains(&admin),
         "only hashes are stored"
     );
-    assert_eq!(text.matches("sha256:").count(), 2);
+    assert_eq!(text.matches("sha256:").count(), 3);
 
     let server = Server::start_in(tmp.path(), Some(&text), &[]);
     assert_eq!(
@@ -162,6 +169,14 @@ async fn keys_add_prints_a_key_once_and_the_server_accepts_it() {
     assert_eq!(server.get("/api/traces/t", Some(&key)).await.0, 200);
     assert_eq!(server.get("/api/traces/t", None).await.0, 401);
     assert_eq!(server.span_count(Some(&admin)).await, 1);
+    let scrape = reqwest::Client::new()
+        .get(server.url("/metrics"))
+        .bearer_auth(&scraper)
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(scrape.status(), 200);
+    assert_eq!(server.get("/api/traces/t", Some(&scraper)).await.0, 403);
 }
 
 #[tokio::test]

@@ -311,3 +311,29 @@ async fn log_lines_ship_with_the_spans_and_link_to_their_span() {
     assert_eq!(line["tenant_id"], "acme");
     assert_eq!(line["metadata"]["attempt"], 2);
 }
+
+#[tokio::test]
+async fn one_bad_span_costs_only_itself() {
+    let server = Server::start();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tracer = tracer_for(&server.base, &tmp.path().join("spool.jsonl"));
+    let agent = AgentTracer::with_tracer(&tracer, "T", "A", "acme");
+    for i in 0..5 {
+        let mut s = agent.start_span("file.write", [("n", i)]);
+        if i == 2 {
+            // Over the collector's 64 KiB attribute limit: refused, named by index.
+            s.set_attribute("diff", "x".repeat(70_000));
+        }
+        s.end();
+    }
+    let report = agent.flush().await;
+    assert_eq!(
+        (report.sent_spans, report.dropped, report.spooled_spans),
+        (4, 1, 0),
+        "{report:?}"
+    );
+    let (_, doc) = server
+        .get(&format!("/api/traces/{}", agent.trace_id()), None)
+        .await;
+    assert_eq!(doc["trace"]["span_count"], 4);
+}
