@@ -357,8 +357,11 @@ impl CollectorHealth {
     }
 }
 
-/// Bounds label cardinality: the first `cap` tenants seen keep their name,
-/// later ones are counted as `other`.
+/// A [`TenantFolder`] for any label.
+pub type LabelFolder = TenantFolder;
+
+/// Bounds label cardinality: the first `cap` values seen (tenants, models,
+/// agent types, …) keep their name, later ones are counted as `other`.
 #[derive(Debug)]
 pub struct TenantFolder {
     cap: usize,
@@ -374,7 +377,7 @@ impl TenantFolder {
         }
     }
 
-    /// The label value for `tenant`.
+    /// The label value for `tenant` (or any other folded value).
     pub fn label(&self, tenant: &str) -> String {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if seen.contains(tenant) {

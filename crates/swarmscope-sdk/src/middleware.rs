@@ -215,7 +215,11 @@ where
             .get::<MatchedPath>()
             .map(|m| m.as_str().to_owned())
             .unwrap_or_else(|| "unmatched".to_owned());
-        let method = req.method().as_str().to_owned();
+        // Standard methods only as label values: a custom method would mint series.
+        let method = match req.method().as_str() {
+            m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m.to_owned(),
+            _ => "OTHER".to_owned(),
+        };
         let log_span = tracing::info_span!(
             "http.request",
             method = %method,

@@ -28,9 +28,16 @@ pub struct CollectorMetrics {
     /// The `swarmscope_*` families.
     pub health: CollectorHealth,
     tenants: TenantFolder,
+    /// Label values that come from span attributes, each bounded: a tenant
+    /// cannot mint unlimited series by varying `model` or `agent_type`.
+    values: TenantFolder,
     prices: PriceTable,
     registry: Registry,
 }
+
+/// Most distinct attribute-derived label values (models, agent types, boot
+/// methods, ticket types and complexities together) before `other`.
+const VALUE_CAP: usize = 200;
 
 impl CollectorMetrics {
     /// Metrics priced by `prices`, with at most `tenant_cap` tenant label values.
@@ -44,6 +51,7 @@ impl CollectorMetrics {
             swarm,
             health,
             tenants: TenantFolder::new(tenant_cap),
+            values: TenantFolder::new(VALUE_CAP),
             prices,
             registry,
         }
@@ -57,6 +65,11 @@ impl CollectorMetrics {
     /// The label value for a tenant (folded past the cap).
     pub fn tenant(&self, tenant: &str) -> String {
         self.tenants.label(tenant)
+    }
+
+    /// The label value for an attribute-derived value (folded past the cap).
+    fn value(&self, v: &str) -> String {
+        self.values.label(v)
     }
 
     /// Counts a refused ingest request.
@@ -252,6 +265,7 @@ pub(crate) fn apply(metrics: &CollectorMetrics, derived: &[Derived], stored: &[u
                 usage,
                 cost,
             } => {
+                let model = &metrics.value(model);
                 m.claude_api_calls
                     .get_or_create(&ModelStatusLabels {
                         model: model.clone(),
@@ -296,7 +310,7 @@ pub(crate) fn apply(metrics: &CollectorMetrics, derived: &[Derived], stored: &[u
             Derived::Agent { agent_type, status } => {
                 m.agent_executions
                     .get_or_create(&AgentLabels {
-                        agent_type: agent_type.clone(),
+                        agent_type: metrics.value(agent_type),
                         status: (*status).into(),
                     })
                     .inc();
@@ -304,7 +318,7 @@ pub(crate) fn apply(metrics: &CollectorMetrics, derived: &[Derived], stored: &[u
             Derived::VmSpawn { method, ms } => {
                 m.vm_boot_duration_ms
                     .get_or_create(&BootLabels {
-                        method: method.clone(),
+                        method: metrics.value(method),
                     })
                     .observe(*ms);
             }
@@ -315,8 +329,8 @@ pub(crate) fn apply(metrics: &CollectorMetrics, derived: &[Derived], stored: &[u
             } => {
                 m.ticket_duration_seconds
                     .get_or_create(&TicketLabels {
-                        r#type: ticket_type.clone(),
-                        complexity: complexity.clone(),
+                        r#type: metrics.value(ticket_type),
+                        complexity: metrics.value(complexity),
                     })
                     .observe(*seconds);
             }

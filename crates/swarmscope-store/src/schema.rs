@@ -77,8 +77,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX spans_open ON spans(trace) WHERE end_ns IS NULL;
     ALTER TABLE traces ADD COLUMN updated_ns INTEGER NOT NULL DEFAULT 0;
 
-    -- Log lines. (time_ns, fingerprint) makes a re-sent line a no-op and,
-    -- being time-ordered, is appended to rather than written at random.
+    -- Log lines. (time_ns, tenant, fingerprint) makes a re-sent line a no-op
+    -- and, being time-ordered, is appended to rather than written at random;
+    -- the tenant is part of it so one tenant's line can never shadow another's.
     CREATE TABLE logs (
         id          INTEGER PRIMARY KEY,
         tenant      INTEGER NOT NULL,
@@ -94,7 +95,7 @@ const MIGRATIONS: &[&str] = &[
         duration_ms REAL,
         metadata    TEXT
     );
-    CREATE UNIQUE INDEX logs_by_time ON logs(time_ns, fingerprint);
+    CREATE UNIQUE INDEX logs_by_time ON logs(time_ns, tenant, fingerprint);
     CREATE INDEX logs_by_tenant_time ON logs(tenant, time_ns);
     CREATE INDEX logs_by_trace ON logs(trace_id, time_ns) WHERE trace_id IS NOT NULL;
     "#,

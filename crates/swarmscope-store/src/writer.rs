@@ -299,6 +299,8 @@ struct TraceState {
     end_ns: i64,
     root: Option<(i64, String)>,
     touched: bool,
+    /// Recompute start and end from the spans (a closure was replaced).
+    recount_bounds: bool,
 }
 
 impl TraceState {
@@ -316,6 +318,7 @@ impl TraceState {
             end_ns: first.start_ns,
             root: None,
             touched: false,
+            recount_bounds: false,
         }
     }
 
@@ -405,7 +408,10 @@ fn commit(
         let outcome = match &job.work {
             Work::Spans(spans) => write_spans(&tx, tenants, &mut traces, spans, now)?,
             Work::Logs(logs) => write_logs(&tx, tenants, logs)?,
-            Work::Close(scope, end_ns) => close_spans(&tx, scope, *end_ns)?,
+            Work::Close(scope, end_ns) => {
+                let active: Vec<i64> = traces.values().map(|t| t.id).collect();
+                close_spans(&tx, scope, *end_ns, &active)?
+            }
         };
         outcomes.push(outcome);
     }
@@ -432,6 +438,16 @@ fn commit(
         ])?;
     }
     drop(update);
+    let mut recount = tx.prepare_cached(
+        "UPDATE traces SET
+             start_ns = (SELECT min(start_ns) FROM spans WHERE trace = ?1),
+             end_ns = (SELECT max(coalesce(end_ns, start_ns)) FROM spans WHERE trace = ?1)
+         WHERE id = ?1",
+    )?;
+    for t in traces.values().filter(|t| t.recount_bounds) {
+        recount.execute([t.id])?;
+    }
+    drop(recount);
     tx.commit()?;
     Ok(outcomes)
 }
@@ -554,18 +570,25 @@ fn write_spans(
         // collector) and this copy has really ended.
         let replaceable = if span.end_ns.is_some() {
             tx.prepare_cached(
-                "SELECT rowid, status FROM spans
+                "SELECT rowid, status, incomplete FROM spans
                  WHERE trace = ?1 AND span_id = ?2 AND (end_ns IS NULL OR incomplete = 1)",
             )?
             .query_row(params![trace.id, span_key], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
             })
             .optional()?
         } else {
             None
         };
         match replaceable {
-            Some((rowid, old_status)) => {
+            Some((rowid, old_status, was_closed)) => {
+                // The collector's closure moved the trace's end to the closing
+                // time; the genuine end may be earlier, so recount the bounds.
+                trace.recount_bounds |= was_closed;
                 let mut with_rowid: Vec<&dyn rusqlite::ToSql> = columns.to_vec();
                 with_rowid.push(&rowid);
                 tx.prepare_cached(
@@ -627,7 +650,14 @@ fn write_logs(
     Ok(outcome)
 }
 
-fn close_spans(tx: &Connection, scope: &CloseScope, now_ns: i64) -> rusqlite::Result<WriteOutcome> {
+/// `active`: traces that received data earlier in this same transaction,
+/// whose `updated_ns` is not written yet; a silence sweep leaves them alone.
+fn close_spans(
+    tx: &Connection,
+    scope: &CloseScope,
+    now_ns: i64,
+    active: &[i64],
+) -> rusqlite::Result<WriteOutcome> {
     // Open spans are few and indexed (spans_open), so finding them is cheap.
     const EFFECTIVE_VM: &str =
         "CASE WHEN s.vm_id IS NULL THEN t.vm_id WHEN s.vm_id = '' THEN NULL ELSE s.vm_id END";
@@ -654,6 +684,7 @@ fn close_spans(tx: &Connection, scope: &CloseScope, now_ns: i64) -> rusqlite::Re
         ),
     };
     type OpenSpan = (i64, i64, i64, i64, Option<String>, i64);
+    let silent = matches!(scope, CloseScope::SilentSince(_));
     let open: Vec<OpenSpan> = tx
         .prepare(&sql)?
         .query_map(rusqlite::params_from_iter(params), |r| {
@@ -666,7 +697,11 @@ fn close_spans(tx: &Connection, scope: &CloseScope, now_ns: i64) -> rusqlite::Re
                 r.get(5)?,
             ))
         })?
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<OpenSpan>, _>>()?
+        .into_iter()
+        // A trace that got data earlier in this transaction is not silent.
+        .filter(|row| !(silent && active.contains(&row.1)))
+        .collect();
     let reason = match scope {
         CloseScope::Vm { vm_id, .. } => format!("span never ended: vm {vm_id} terminated"),
         CloseScope::SilentSince(_) => "span never ended: its trace went silent".to_owned(),

@@ -565,3 +565,38 @@ async fn open_spans_of_silent_traces_are_closed() {
         "ends at its trace's last activity"
     );
 }
+
+#[tokio::test]
+async fn a_genuine_end_after_a_closure_restores_the_trace_bounds() {
+    let (_dir, store) = open();
+    let mut s = span("a", "t1", "exec", "agent.execute", 0);
+    s.end_ns = None;
+    s.vm_id = Some("vm-1".into());
+    store
+        .writer()
+        .write(vec![s.clone()])
+        .await
+        .expect("announce");
+    store
+        .writer()
+        .close_open_spans(
+            CloseScope::Vm {
+                tenant_id: None,
+                vm_id: "vm-1".into(),
+            },
+            90_000 * 1_000_000,
+        )
+        .await
+        .expect("close");
+    let d = found(store.reader().get_trace(Some("a"), "t1").expect("read"));
+    assert_eq!(d.summary.end_ns, 90_000 * 1_000_000);
+    s.end_ns = Some(40 * 1_000_000);
+    store.writer().write(vec![s]).await.expect("late end");
+    let d = found(store.reader().get_trace(Some("a"), "t1").expect("read"));
+    assert_eq!(
+        d.summary.end_ns,
+        40 * 1_000_000,
+        "the closure's end no longer counts"
+    );
+    assert_eq!(d.summary.error_count, 0);
+}
