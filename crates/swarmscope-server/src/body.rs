@@ -1,5 +1,7 @@
 //! Reading request bodies within bounds: the raw size is capped, and a gzip
 //! body's decompressed size is capped too, so a small bomb cannot expand.
+//! Decompression happens in [`RawBody::into_content`], which ingest runs on
+//! a blocking thread.
 
 use std::io::Read;
 
@@ -16,13 +18,44 @@ fn too_large(limit: usize, what: &str) -> ApiError {
     .field("body")
 }
 
-/// Reads the whole body, refusing more than `limit` bytes, and gunzips it
-/// when `Content-Encoding: gzip`, refusing more than `limit` bytes out.
+/// A request body as received, before decompression.
+pub(crate) struct RawBody {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) gzip: bool,
+}
+
+impl RawBody {
+    /// Whether decoding it may take long enough to belong on a blocking
+    /// thread: gzip (it can expand up to the limit) or a large body.
+    pub(crate) fn is_heavy(&self) -> bool {
+        self.gzip || self.bytes.len() > 64 * 1024
+    }
+
+    /// The body's content, gunzipped when needed, refusing more than `limit`
+    /// bytes out. Blocking work for a large body: call it off the async workers.
+    pub(crate) fn into_content(self, limit: usize) -> Result<Vec<u8>, ApiError> {
+        if !self.gzip {
+            return Ok(self.bytes);
+        }
+        let mut out = Vec::with_capacity(self.bytes.len().saturating_mul(4).min(limit));
+        let mut decoder = flate2::read::GzDecoder::new(&self.bytes[..]).take(limit as u64 + 1);
+        decoder.read_to_end(&mut out).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, format!("invalid gzip body: {e}")).field("body")
+        })?;
+        if out.len() > limit {
+            return Err(too_large(limit, "decompressed request body"));
+        }
+        Ok(out)
+    }
+}
+
+/// Reads the whole body, refusing more than `limit` bytes; notes whether it
+/// is gzip (`Content-Encoding`), refusing other encodings.
 pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<RawBody, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -63,16 +96,8 @@ pub(crate) async fn read_body(
             });
         }
     };
-    if !gzip {
-        return Ok(raw.to_vec());
-    }
-    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
-    let mut decoder = flate2::read::GzDecoder::new(&raw[..]).take(limit as u64 + 1);
-    decoder.read_to_end(&mut out).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, format!("invalid gzip body: {e}")).field("body")
-    })?;
-    if out.len() > limit {
-        return Err(too_large(limit, "decompressed request body"));
-    }
-    Ok(out)
+    Ok(RawBody {
+        bytes: raw.to_vec(),
+        gzip,
+    })
 }

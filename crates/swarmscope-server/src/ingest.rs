@@ -19,10 +19,6 @@ use crate::error::ApiError;
 use crate::span_metrics;
 use crate::AppState;
 
-/// Bodies larger than this are decoded on a blocking thread, so a 5 MiB
-/// request never stalls the async workers.
-const INLINE_DECODE_BYTES: usize = 64 * 1024;
-
 /// A wire decoder: body, limits, the key's tenant for items that name none.
 type Decoder<T> = fn(&[u8], &Limits, Option<&str>) -> Result<Vec<T>, DecodeError>;
 
@@ -39,11 +35,17 @@ async fn decode_checked<T: Send + 'static>(
 ) -> Result<Vec<T>, ApiError> {
     let principal = state.auth.authenticate(headers)?;
     let key_tenant = principal.ingest_tenant()?.map(str::to_owned);
-    let bytes = read_body(headers, body, state.max_body_bytes).await?;
+    let raw = read_body(headers, body, state.max_body_bytes).await?;
     let limits = state.limits.clone();
+    let limit = state.max_body_bytes;
     let key = key_tenant.clone();
-    let run = move || decode(&bytes, &limits, key.as_deref());
-    let items = if bytes_len_hint(headers) > INLINE_DECODE_BYTES {
+    let heavy = raw.is_heavy();
+    let run = move || -> Result<Vec<T>, ApiError> {
+        let content = raw.into_content(limit)?;
+        Ok(decode(&content, &limits, key.as_deref())?)
+    };
+    // Gunzip and large decodes run on a blocking thread, never on the async workers.
+    let items = if heavy {
         tokio::task::spawn_blocking(run)
             .await
             .map_err(|_| ApiError::internal("decoder task failed"))??
@@ -105,14 +107,6 @@ async fn ingest_spans(
     span_metrics::accepted(&state.metrics, tenants.into_iter(), false);
     let accepted = outcome.inserted + outcome.duplicates + outcome.completed;
     Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))).into_response())
-}
-
-fn bytes_len_hint(headers: &HeaderMap) -> usize {
-    headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(usize::MAX)
 }
 
 /// Accepts log lines; answers 202 `{"accepted": N}` once all N are committed.

@@ -157,6 +157,7 @@ pub(crate) async fn get_trace(
     Ok(Json(TraceOut {
         trace: detail.summary.to_json(),
         spans,
+        truncated: detail.truncated,
         logs: &detail.logs,
     })
     .into_response())
@@ -175,6 +176,8 @@ struct SpanOut<'a> {
 struct TraceOut<'a> {
     trace: Value,
     spans: Vec<SpanOut<'a>>,
+    /// True when the trace has more than the 10,000 spans returned.
+    truncated: bool,
     logs: &'a [LogRecord],
 }
 

@@ -15,7 +15,7 @@ mod writer;
 pub use error::{StoreError, WriteError};
 pub use query::{
     Cursor, LogFilter, LogPage, StatusFilter, TraceDetail, TraceFilter, TraceLookup, TracePage,
-    TraceSummary, TRACE_LOG_LIMIT,
+    TraceSummary, TRACE_LOG_LIMIT, TRACE_SPAN_LIMIT,
 };
 pub use reader::{Reader, StoreStats};
 pub use writer::{CloseScope, WriteOutcome, Writer, WriterConfig, WriterStats};

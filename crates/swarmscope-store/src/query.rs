@@ -61,12 +61,17 @@ impl TraceSummary {
 pub struct TraceDetail {
     /// Its summary.
     pub summary: TraceSummary,
-    /// Its spans, by start time.
+    /// Its spans, by start time, at most [`TRACE_SPAN_LIMIT`].
     pub spans: Vec<Span>,
+    /// Whether the trace has more spans than were returned.
+    pub truncated: bool,
     /// Its log lines (those carrying its trace id), in time order, at most
     /// [`TRACE_LOG_LIMIT`].
     pub logs: Vec<LogRecord>,
 }
+
+/// Most spans returned for one trace (the first by start time).
+pub const TRACE_SPAN_LIMIT: usize = 10_000;
 
 /// Most log lines returned with one trace.
 pub const TRACE_LOG_LIMIT: usize = 5_000;

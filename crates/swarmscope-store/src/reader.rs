@@ -13,11 +13,11 @@ use swarmscope_model::{id, LogLevel, LogRecord, Span, SpanEvent, SpanKind, SpanS
 use crate::error::StoreError;
 use crate::query::{
     Cursor, LogFilter, LogPage, StatusFilter, TraceDetail, TraceFilter, TraceLookup, TracePage,
-    TraceSummary, TRACE_LOG_LIMIT,
+    TraceSummary, TRACE_LOG_LIMIT, TRACE_SPAN_LIMIT,
 };
 use crate::schema::open_read_connection;
 
-/// Idle connections kept for reuse.
+/// Read connections open at most (and kept idle for reuse).
 const POOL_SIZE: usize = 8;
 
 /// Size and content counts of the database.
@@ -46,6 +46,20 @@ pub struct Reader {
 struct ReaderInner {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Connections in use; at most [`POOL_SIZE`], so concurrent reads wait
+    /// instead of opening a connection (and its page cache) each.
+    in_use: Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+/// Gives a connection slot back when a read ends, even by panic.
+struct Slot<'a>(&'a ReaderInner);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.in_use.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        self.0.freed.notify_one();
+    }
 }
 
 const SUMMARY_COLUMNS: &str = "t.id, tn.name, t.trace_id, t.root_name, t.start_ns, t.end_ns, \
@@ -128,6 +142,8 @@ impl Reader {
             inner: Arc::new(ReaderInner {
                 path,
                 idle: Mutex::new(Vec::new()),
+                in_use: Mutex::new(0),
+                freed: std::sync::Condvar::new(),
             }),
         }
     }
@@ -136,6 +152,14 @@ impl Reader {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let _slot = {
+            let mut n = self.inner.in_use.lock().unwrap_or_else(|p| p.into_inner());
+            while *n >= POOL_SIZE {
+                n = self.inner.freed.wait(n).unwrap_or_else(|p| p.into_inner());
+            }
+            *n += 1;
+            Slot(&self.inner)
+        };
         let pooled = self
             .inner
             .idle
@@ -188,7 +212,7 @@ impl Reader {
                     ))
                 }
             };
-            let spans = load_spans(conn, row, &summary)?;
+            let (spans, truncated) = load_spans(conn, row, &summary)?;
             let logs = query_logs(
                 conn,
                 &LogFilter {
@@ -203,6 +227,7 @@ impl Reader {
             Ok(TraceLookup::Found(Box::new(TraceDetail {
                 summary,
                 spans,
+                truncated,
                 logs,
             })))
         })
@@ -363,13 +388,13 @@ fn load_spans(
     conn: &Connection,
     trace_row: i64,
     summary: &TraceSummary,
-) -> Result<Vec<Span>, StoreError> {
+) -> Result<(Vec<Span>, bool), StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT span_id, parent_id, name, kind, status, status_message, start_ns, end_ns,
                 ticket_id, agent_id, vm_id, service, attributes, events
-         FROM spans WHERE trace = ?1 ORDER BY start_ns, rowid",
+         FROM spans WHERE trace = ?1 ORDER BY start_ns, rowid LIMIT ?2",
     )?;
-    let mut rows = stmt.query([trace_row])?;
+    let mut rows = stmt.query(rusqlite::params![trace_row, TRACE_SPAN_LIMIT as i64 + 1])?;
     let mut spans = Vec::new();
     while let Some(r) = rows.next()? {
         let span_id: Vec<u8> = r.get(0)?;
@@ -397,7 +422,9 @@ fn load_spans(
             events: parse_events(r.get(13)?)?,
         });
     }
-    Ok(spans)
+    let truncated = spans.len() > TRACE_SPAN_LIMIT;
+    spans.truncate(TRACE_SPAN_LIMIT);
+    Ok((spans, truncated))
 }
 
 fn query_logs(conn: &Connection, filter: &LogFilter) -> Result<LogPage, StoreError> {

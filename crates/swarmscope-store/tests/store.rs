@@ -600,3 +600,19 @@ async fn a_genuine_end_after_a_closure_restores_the_trace_bounds() {
     );
     assert_eq!(d.summary.error_count, 0);
 }
+
+#[tokio::test]
+async fn a_huge_trace_is_returned_truncated() {
+    let (_dir, store) = open();
+    let spans: Vec<Span> = (0..10_001)
+        .map(|i| span("a", "big", &format!("s{i}"), "file.write", i))
+        .collect();
+    store.writer().write(spans).await.expect("write");
+    let d = found(store.reader().get_trace(Some("a"), "big").expect("read"));
+    assert_eq!(d.spans.len(), swarmscope_store::TRACE_SPAN_LIMIT);
+    assert!(d.truncated);
+    assert_eq!(
+        d.summary.span_count, 10_001,
+        "the summary still counts every span"
+    );
+}
