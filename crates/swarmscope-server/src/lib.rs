@@ -22,6 +22,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use swarmscope_model::Limits;
 use swarmscope_store::Store;
+use tower::limit::ConcurrencyLimitLayer;
 
 pub use auth::{Auth, Principal};
 pub use config::{Config, ConfigError};
@@ -58,6 +59,12 @@ impl AppState {
     }
 }
 
+/// Ingest requests decoded at once, per ingest route. Decoding holds the
+/// body and its parsed JSON (up to ~16 times the body for pathological
+/// input); beyond this many, further requests wait in line, so memory stays
+/// bounded whatever the number of connections.
+const INGEST_CONCURRENCY: usize = 64;
+
 /// Every route of the collector.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -68,7 +75,12 @@ pub fn router(state: AppState) -> Router {
             post(ingest::post_traces).get(query::list_traces),
         )
         .route("/api/traces/{trace_id}", get(query::get_trace))
-        .route("/api/logs", post(ingest::post_logs).get(query::list_logs))
+        .route(
+            "/api/logs",
+            post(ingest::post_logs)
+                .layer(ConcurrencyLimitLayer::new(INGEST_CONCURRENCY))
+                .get(query::list_logs),
+        )
         .route("/api/vms/{vm_id}/terminated", post(ingest::vm_terminated))
         .route("/api/tickets/{ticket_id}/traces", get(query::ticket_traces))
         .route("/api/stats", get(query::stats))

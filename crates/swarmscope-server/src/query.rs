@@ -343,6 +343,7 @@ pub(crate) async fn list_logs(
         "logs": page.logs,
         "next_cursor": page.next_cursor.map(|c| c.encode()),
         "last_cursor": page.last_cursor.map(|c| c.encode()),
+        "first_cursor": page.first_cursor.map(|c| c.encode()),
     })))
 }
 

@@ -109,6 +109,9 @@ pub struct LogPage {
     /// The position of the last line returned, even when no more lines exist
     /// yet: an ascending reader polls from here to follow new lines.
     pub last_cursor: Option<Cursor>,
+    /// The position of the first line returned: for a newest-first page, the
+    /// newest line, from which an ascending reader follows what comes next.
+    pub first_cursor: Option<Cursor>,
 }
 
 /// Result of looking a trace up by id.

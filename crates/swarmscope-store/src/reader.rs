@@ -528,13 +528,16 @@ fn query_logs(conn: &Connection, filter: &LogFilter) -> Result<LogPage, StoreErr
     }
     let more = out.len() > limit;
     out.truncate(limit);
-    let last_cursor = out.last().map(|(id, l)| Cursor {
+    let cursor_of = |(id, l): &(i64, LogRecord)| Cursor {
         start_ns: l.time_ns,
         row: *id,
-    });
+    };
+    let last_cursor = out.last().map(cursor_of);
+    let first_cursor = out.first().map(cursor_of);
     Ok(LogPage {
         logs: out.into_iter().map(|(_, l)| l).collect(),
         next_cursor: if more { last_cursor } else { None },
         last_cursor,
+        first_cursor,
     })
 }

@@ -89,27 +89,11 @@ pub(crate) async fn print_logs(args: LogsArgs) -> anyhow::Result<()> {
         let mut q = base.clone();
         q.push(("limit", limit));
         let page = client.get_json("/api/logs", &q).await?;
-        let logs = page["logs"].as_array().cloned().unwrap_or_default();
-        let newest = logs.first().cloned();
-        let mut oldest_first = logs;
+        let mut oldest_first = page["logs"].as_array().cloned().unwrap_or_default();
         oldest_first.reverse();
         print_page(&oldest_first, args.json);
-        // The newest line's position: ask for it alone, ascending from its time.
-        match newest {
-            Some(n) => {
-                let mut q = base.clone();
-                q.retain(|(k, _)| *k != "since");
-                q.push((
-                    "since",
-                    n["timestamp"].as_str().unwrap_or_default().to_owned(),
-                ));
-                q.push(("order", "asc".into()));
-                q.push(("limit", "1000".into()));
-                let page = client.get_json("/api/logs", &q).await?;
-                page["last_cursor"].as_str().map(str::to_owned)
-            }
-            None => None,
-        }
+        // Follow from the newest line shown.
+        page["first_cursor"].as_str().map(str::to_owned)
     };
     if !args.follow {
         return Ok(());
