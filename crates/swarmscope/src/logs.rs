@@ -63,28 +63,11 @@ pub(crate) async fn print_logs(args: LogsArgs) -> anyhow::Result<()> {
         }
     }
     let limit = args.limit.clamp(1, 1000).to_string();
-    // First the newest `limit` lines (a whole trace when --trace), oldest first.
+    // First a whole trace (oldest first), or the newest `limit` lines.
     let mut cursor = if args.trace.is_some() {
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut q = base.clone();
-            q.push(("order", "asc".into()));
-            q.push(("limit", "1000".into()));
-            if let Some(c) = &cursor {
-                q.push(("cursor", c.clone()));
-            }
-            let page = client.get_json("/api/logs", &q).await?;
-            print_page(
-                page["logs"].as_array().map(Vec::as_slice).unwrap_or(&[]),
-                args.json,
-            );
-            if let Some(c) = page["last_cursor"].as_str() {
-                cursor = Some(c.to_owned());
-            }
-            if page["next_cursor"].is_null() {
-                break cursor;
-            }
-        }
+        let mut cursor = None;
+        while print_ascending(&client, &base, &mut cursor, args.json).await? {}
+        cursor
     } else {
         let mut q = base.clone();
         q.push(("limit", limit));
@@ -99,20 +82,33 @@ pub(crate) async fn print_logs(args: LogsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     loop {
-        let mut q = base.clone();
-        q.push(("order", "asc".into()));
-        q.push(("limit", "1000".into()));
-        if let Some(c) = &cursor {
-            q.push(("cursor", c.clone()));
-        }
-        let page = client.get_json("/api/logs", &q).await?;
-        let logs = page["logs"].as_array().cloned().unwrap_or_default();
-        print_page(&logs, args.json);
-        if let Some(c) = page["last_cursor"].as_str() {
-            cursor = Some(c.to_owned());
-        }
-        if page["next_cursor"].is_null() {
+        if !print_ascending(&client, &base, &mut cursor, args.json).await? {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
+}
+
+/// Prints the next page of lines after `cursor`, oldest first, and moves the
+/// cursor past them. Returns whether more lines are already waiting.
+async fn print_ascending(
+    client: &Client,
+    base: &[(&'static str, String)],
+    cursor: &mut Option<String>,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let mut q = base.to_vec();
+    q.push(("order", "asc".into()));
+    q.push(("limit", "1000".into()));
+    if let Some(c) = cursor.as_ref() {
+        q.push(("cursor", c.clone()));
+    }
+    let page = client.get_json("/api/logs", &q).await?;
+    print_page(
+        page["logs"].as_array().map(Vec::as_slice).unwrap_or(&[]),
+        json,
+    );
+    if let Some(c) = page["last_cursor"].as_str() {
+        *cursor = Some(c.to_owned());
+    }
+    Ok(!page["next_cursor"].is_null())
 }
