@@ -35,11 +35,49 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: SpoolCommand,
     },
+    /// Run the collector, UI, a simulated platform and a fleet of agents.
+    Demo(DemoArgs),
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+/// Flags of `demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Simulated agents working at once (each works one ticket at a time).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) agents: usize,
+    /// Tenants, of different sizes (1-8).
+    #[arg(long, default_value_t = 3)]
+    pub(crate) tenants: usize,
+    /// Time compression: real-world durations beyond 300 ms run this many
+    /// times faster (an LLM call of 30 s takes 0.8 s at 60).
+    #[arg(long, default_value_t = 60.0)]
+    pub(crate) speed: f64,
+    /// Seed of the ticket sequence: the same seed gives the same tickets and outcomes [default: random, printed].
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Stop after this many seconds (flushing everything) [default: until Ctrl-C].
+    #[arg(long)]
+    pub(crate) duration: Option<u64>,
+    /// Work this many tickets, then keep serving until Ctrl-C or --duration.
+    #[arg(long)]
+    pub(crate) tickets: Option<u64>,
+    /// Address of the collector and UI [default: 127.0.0.1:4318].
+    #[arg(long)]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Directory for the database, keys and spool [default: ./swarmscope-demo].
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// The admin key to create [default: a new random key].
+    #[arg(long, env = "SWARMSCOPE_DEMO_ADMIN_KEY")]
+    pub(crate) admin_key: Option<String>,
+    /// Print the first N tickets of the seed's script as JSON lines and exit.
+    #[arg(long, value_name = "N")]
+    pub(crate) plan: Option<u64>,
 }
 
 /// Flags of `serve`. Each overrides the config file; environment variables
@@ -196,6 +234,7 @@ pub(crate) enum BenchCommand {
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => crate::serve::run(args).await,
+        Command::Demo(args) => crate::demo::run(args).await,
         Command::Keys {
             command: KeysCommand::Add(args),
         } => crate::keys::add(args),

@@ -1,9 +1,10 @@
 //! The `swarmscope` binary: the collector (`serve`), key management, terminal
-//! readers for traces, and benchmarks.
+//! readers for traces, the demo, and benchmarks.
 
 mod bench;
 mod cli;
 mod client;
+mod demo;
 mod keys;
 mod logs;
 mod serve;

@@ -2,6 +2,7 @@
 //! then stop accepting, drain the ingest queue, commit, and exit 0.
 
 use std::io::Write;
+use std::net::SocketAddr;
 
 use anyhow::Context;
 use swarmscope_server::{router, AppState, Config};
@@ -48,58 +49,100 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .into());
     }
     init_logging();
-    let store = Store::open(
-        &config.data_dir,
-        WriterConfig {
-            queue_capacity_spans: config.queue_capacity_spans,
-            max_batch_spans: config.max_batch_spans,
-        },
-    )
-    .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-    let state = AppState::new(store.clone(), &config).map_err(|e| UsageError(e.to_string()))?;
-    if state.auth.is_open() {
+    let collector = Collector::start(&config).await?;
+    if collector.state_open {
         tracing::warn!("no API keys configured: every caller may read and write every tenant");
     }
-    if config.incomplete_after_secs > 0 {
-        let after = std::time::Duration::from_secs(config.incomplete_after_secs);
-        let interval = (after / 10).clamp(
-            std::time::Duration::from_secs(1),
-            std::time::Duration::from_secs(60),
-        );
-        tokio::spawn(swarmscope_server::incomplete::close_silent_spans(
-            store.writer().clone(),
-            after,
-            interval,
-        ));
-    }
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let local = listener.local_addr().context("no local address")?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
-            "swarmscope {} listening on http://{local} (data in {})",
+            "swarmscope {} listening on http://{} (data in {})",
             env!("CARGO_PKG_VERSION"),
+            collector.addr,
             config.data_dir.display()
         )?;
         out.flush()?;
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")?;
-    tracing::info!("stopped accepting; draining the ingest queue");
-    let writer = store.writer().clone();
-    tokio::task::spawn_blocking(move || writer.close())
-        .await
-        .context("writer shutdown failed")?;
-    tracing::info!("all queued spans committed; bye");
-    Ok(())
+    shutdown_signal().await;
+    collector.stop().await
 }
 
-async fn shutdown_signal() {
+/// A collector serving on this process's runtime: `serve` runs one until a
+/// signal, `demo` runs one next to its simulated fleet.
+pub(crate) struct Collector {
+    /// The address it listens on.
+    pub(crate) addr: SocketAddr,
+    /// Its store (for progress figures).
+    pub(crate) store: Store,
+    /// Whether no keys are configured.
+    state_open: bool,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Collector {
+    /// Opens the store, binds, and serves in a background task.
+    pub(crate) async fn start(config: &Config) -> anyhow::Result<Collector> {
+        let store = Store::open(
+            &config.data_dir,
+            WriterConfig {
+                queue_capacity_spans: config.queue_capacity_spans,
+                max_batch_spans: config.max_batch_spans,
+            },
+        )
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+        let state = AppState::new(store.clone(), config).map_err(|e| UsageError(e.to_string()))?;
+        let state_open = state.auth.is_open();
+        if config.incomplete_after_secs > 0 {
+            let after = std::time::Duration::from_secs(config.incomplete_after_secs);
+            let interval = (after / 10).clamp(
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs(60),
+            );
+            tokio::spawn(swarmscope_server::incomplete::close_silent_spans(
+                store.writer().clone(),
+                after,
+                interval,
+            ));
+        }
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr().context("no local address")?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let writer = store.writer().clone();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .context("server failed")?;
+            tracing::info!("stopped accepting; draining the ingest queue");
+            tokio::task::spawn_blocking(move || writer.close())
+                .await
+                .context("writer shutdown failed")?;
+            tracing::info!("all queued spans committed; bye");
+            Ok(())
+        });
+        Ok(Collector {
+            addr,
+            store,
+            state_open,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops accepting, lets in-flight requests finish, commits the queue.
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.context("the server task failed")?
+    }
+}
+
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -269,3 +269,179 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     }
     digest
 }
+
+/// A running `swarmscope demo` (collector, platform and fleet), killed on drop.
+/// The browser, dashboard and alert tests reuse it.
+pub struct Demo {
+    child: Option<Child>,
+    lines: mpsc::Receiver<String>,
+    /// Every stdout line read so far.
+    pub stdout: Vec<String>,
+    /// Collector base URL.
+    pub base: String,
+    /// The platform's /metrics URL.
+    pub platform_metrics: String,
+    /// `demo-keys.json`.
+    pub keys: Value,
+    pub data_dir: PathBuf,
+    _tmp: tempfile::TempDir,
+    client: reqwest::Client,
+}
+
+impl Demo {
+    /// Starts a demo on a free port and a fresh data dir with `args`
+    /// (e.g. `--seed`, `--tickets`); waits for its banner.
+    #[track_caller]
+    pub fn start(args: &[&str]) -> Demo {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = tmp.path().join("demo");
+        let stderr = std::fs::File::create(tmp.path().join("stderr.log")).expect("stderr log");
+        let mut child = Command::new(BIN)
+            .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .args(args)
+            .env("SWARMSCOPE_LOG", "warn")
+            .env_remove("SWARMSCOPE_DEMO_ADMIN_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .expect("spawn swarmscope demo");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut demo = Demo {
+            child: Some(child),
+            lines,
+            stdout: Vec::new(),
+            base: String::new(),
+            platform_metrics: String::new(),
+            keys: Value::Null,
+            data_dir: data_dir.clone(),
+            _tmp: tmp,
+            client: reqwest::Client::new(),
+        };
+        let first = demo.wait_for_line("swarmscope", Duration::from_secs(30));
+        demo.base = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .to_owned();
+        let platform = demo.wait_for_line("  platform metrics", Duration::from_secs(10));
+        demo.platform_metrics = platform
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("platform address")
+            .to_owned();
+        demo.wait_for_line("  fleet", Duration::from_secs(10));
+        let keys =
+            std::fs::read_to_string(data_dir.join("demo-keys.json")).expect("demo-keys.json");
+        demo.keys = serde_json::from_str(&keys).expect("keys json");
+        demo
+    }
+
+    /// Reads stdout until a line starting with `prefix` (after trimming
+    /// leading blank space of the progress line); panics after `timeout`.
+    #[track_caller]
+    pub fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.stdout.push(line.clone());
+                    if line.trim_start_matches('\n').starts_with(prefix) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line starting {prefix:?} within {timeout:?}; stdout so far:\n{}\nstderr:\n{}",
+                    self.stdout.join("\n"),
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    pub fn admin_key(&self) -> String {
+        self.keys["admin"].as_str().expect("admin key").to_owned()
+    }
+
+    pub fn read_key(&self, tenant: &str) -> String {
+        self.keys["tenants"][tenant]["read"]
+            .as_str()
+            .expect("read key")
+            .to_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self._tmp.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GET on the collector with `key`: (status, JSON body or {"raw": text}).
+    pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }));
+        (status, body)
+    }
+
+    /// GET a URL with `key`: (status, text).
+    pub async fn get_text(&self, url: &str, key: &str) -> (u16, String) {
+        let resp = self
+            .client
+            .get(url)
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.expect("body"))
+    }
+
+    /// SIGINT, then the exit status (the demo flushes and exits 0).
+    pub fn interrupt(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("running");
+        Command::new("kill")
+            .args(["-INT", &c.id().to_string()])
+            .status()
+            .expect("kill");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = c.try_wait().expect("wait") {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.stdout.push(line);
+                }
+                return status;
+            }
+            assert!(Instant::now() < deadline, "demo did not exit after SIGINT");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
