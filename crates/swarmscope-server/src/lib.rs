@@ -3,7 +3,8 @@
 //! [`router`] builds every route over an [`AppState`]; the binary binds and
 //! serves it. Modules are named for what they own: [`config`] (the one config
 //! struct), [`auth`] (API keys and tenancy), [`ingest`] (`POST /api/traces`),
-//! the read API, [`incomplete`] (closing spans that never end), [`error`] (the
+//! the read API, the live feed (`GET /api/events`), the embedded trace
+//! viewer UI, [`incomplete`] (closing spans that never end), [`error`] (the
 //! one JSON error type).
 
 pub mod auth;
@@ -12,9 +13,11 @@ pub mod config;
 pub mod error;
 pub mod incomplete;
 mod ingest;
+mod live;
 mod query;
 mod scrape;
 pub mod span_metrics;
+mod ui;
 
 use std::sync::Arc;
 
@@ -41,6 +44,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Span-derived and health metrics.
     pub metrics: Arc<span_metrics::CollectorMetrics>,
+    /// Permits for live (server-sent events) connections.
+    pub live: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -55,6 +60,7 @@ impl AppState {
                 swarmscope_model::price::PriceTable::with_overrides(&config.prices),
                 config.metrics_tenant_cap,
             )),
+            live: Arc::new(tokio::sync::Semaphore::new(live::MAX_LIVE)),
         })
     }
 }
@@ -68,6 +74,9 @@ const INGEST_CONCURRENCY: usize = 64;
 /// Every route of the collector.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(ui::index))
+        .route("/ui/app.js", get(ui::script))
+        .route("/ui/app.css", get(ui::stylesheet))
         .route("/healthz", get(query::healthz))
         .route("/metrics", get(scrape::metrics))
         .route(
@@ -84,6 +93,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/vms/{vm_id}/terminated", post(ingest::vm_terminated))
         .route("/api/tickets/{ticket_id}/traces", get(query::ticket_traces))
         .route("/api/stats", get(query::stats))
+        .route("/api/whoami", get(query::whoami))
+        .route("/api/tenants", get(query::tenants))
+        .route("/api/events", get(live::events))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

@@ -14,7 +14,7 @@ use swarmscope_model::{LogLevel, LogRecord, Span};
 use swarmscope_store::{Cursor, LogFilter, StatusFilter, TraceFilter, TraceLookup};
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::{AppState, Principal};
 
 /// Largest page a search returns.
 const MAX_LIMIT: usize = 1_000;
@@ -27,10 +27,10 @@ pub(crate) async fn healthz() -> Json<Value> {
 }
 
 /// Query parameters, each given at most once, only from an allowed set.
-struct Params(HashMap<String, String>);
+pub(crate) struct Params(HashMap<String, String>);
 
 impl Params {
-    fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError> {
+    pub(crate) fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError> {
         let mut map = HashMap::new();
         for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
             if !allowed.contains(&k.as_ref()) {
@@ -49,7 +49,7 @@ impl Params {
         Ok(Params(map))
     }
 
-    fn text(&self, name: &str) -> Result<Option<String>, ApiError> {
+    pub(crate) fn text(&self, name: &str) -> Result<Option<String>, ApiError> {
         match self.0.get(name) {
             None => Ok(None),
             Some(v) if v.is_empty() || v.len() > 256 => Err(ApiError::bad_param(
@@ -104,7 +104,7 @@ fn path_param(p: Result<Path<String>, PathRejection>, name: &str) -> Result<Stri
     Ok(v)
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -190,9 +190,33 @@ const LIST_PARAMS: &[&str] = &[
     "min_duration_ms",
     "since",
     "until",
+    "attr",
     "limit",
     "cursor",
 ];
+
+/// `attr=key=value`: a key of 1–128 characters (letters, digits, `._-:/`)
+/// and a value of up to 256.
+fn parse_attr(params: &Params) -> Result<Option<(String, String)>, ApiError> {
+    let Some(text) = params.0.get("attr") else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::bad_param(
+            "attr",
+            "attr must be key=value with a key of letters, digits and ._-:/ (at most 128) and a value of at most 256 characters",
+        )
+    };
+    let (key, value) = text.split_once('=').ok_or_else(bad)?;
+    let key_ok = (1..=128).contains(&key.len())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-:/".contains(c));
+    if !key_ok || value.len() > 256 {
+        return Err(bad());
+    }
+    Ok(Some((key.to_owned(), value.to_owned())))
+}
 
 fn parse_limit(params: &Params) -> Result<Option<usize>, ApiError> {
     params
@@ -247,6 +271,8 @@ fn trace_filter(params: &Params, scope: Option<String>) -> Result<TraceFilter, A
         min_duration_ns,
         since_ns: params.time("since")?,
         until_ns: params.time("until")?,
+        attribute: parse_attr(params)?,
+        updated_after_ns: None,
         limit,
         cursor,
     })
@@ -375,6 +401,49 @@ pub(crate) async fn stats(
             "mean_batch_spans": if w.batches > 0 { w.spans_committed as f64 / w.batches as f64 } else { 0.0 },
             "mean_commit_ms": if w.batches > 0 { w.commit_micros as f64 / w.batches as f64 / 1000.0 } else { 0.0 },
         }
+    })))
+}
+
+/// `GET /api/whoami`: what the presented key may do, so a client (the UI)
+/// knows whether to offer a tenant picker.
+pub(crate) async fn whoami(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let principal = state.auth.authenticate(&headers)?;
+    Ok(Json(match principal {
+        Principal::Open => {
+            json!({"role": "admin", "tenant_id": null, "read": true, "ingest": true, "open": true})
+        }
+        Principal::Admin => {
+            json!({"role": "admin", "tenant_id": null, "read": true, "ingest": true, "open": false})
+        }
+        Principal::Metrics => {
+            json!({"role": "metrics", "tenant_id": null, "read": false, "ingest": false, "open": false})
+        }
+        Principal::Tenant {
+            tenant,
+            ingest,
+            read,
+        } => {
+            json!({"role": "tenant", "tenant_id": tenant, "read": read, "ingest": ingest, "open": false})
+        }
+    }))
+}
+
+/// `GET /api/tenants`: every tenant with data (admin only).
+pub(crate) async fn tenants(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let principal = state.auth.authenticate(&headers)?;
+    if !principal.is_admin() {
+        return Err(ApiError::forbidden("listing tenants needs an admin key"));
+    }
+    let reader = state.store.reader().clone();
+    let names = blocking(move || Ok(reader.tenants()?)).await?;
+    Ok(Json(json!({
+        "tenants": names.iter().map(|t| json!({"tenant_id": t})).collect::<Vec<_>>()
     })))
 }
 

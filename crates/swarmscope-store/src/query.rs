@@ -29,6 +29,10 @@ pub struct TraceSummary {
     pub vm_id: Option<String>,
     /// Service of the trace's first span.
     pub service: Option<String>,
+    /// LLM cost of the trace's spans (their `swarm.cost_usd`), USD.
+    pub cost_usd: f64,
+    /// When a write last touched the trace, Unix ns.
+    pub updated_ns: i64,
 }
 
 impl TraceSummary {
@@ -52,6 +56,7 @@ impl TraceSummary {
             "agent_id": self.agent_id,
             "vm_id": self.vm_id,
             "service": self.service,
+            "cost_usd": self.cost_usd,
         })
     }
 }
@@ -188,6 +193,11 @@ pub struct TraceFilter {
     pub since_ns: Option<i64>,
     /// Only traces starting before this time, Unix ns.
     pub until_ns: Option<i64>,
+    /// Only traces holding a span whose attribute `.0` equals `.1` (compared
+    /// as text; `true`/`false` also match JSON booleans).
+    pub attribute: Option<(String, String)>,
+    /// Only traces written to after this time, Unix ns (live updates).
+    pub updated_after_ns: Option<i64>,
     /// Page size.
     pub limit: usize,
     /// Continue after this position.

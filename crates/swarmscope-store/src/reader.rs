@@ -63,7 +63,7 @@ impl Drop for Slot<'_> {
 }
 
 const SUMMARY_COLUMNS: &str = "t.id, tn.name, t.trace_id, t.root_name, t.start_ns, t.end_ns, \
-     t.span_count, t.error_count, t.ticket_id, t.agent_id, t.vm_id, t.service";
+     t.span_count, t.error_count, t.ticket_id, t.agent_id, t.vm_id, t.service, t.cost_usd, t.updated_ns";
 
 fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, TraceSummary)> {
     let trace_id: Vec<u8> = row.get(2)?;
@@ -81,6 +81,8 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, TraceSummary)> {
             agent_id: row.get(9)?,
             vm_id: row.get(10)?,
             service: row.get(11)?,
+            cost_usd: row.get(12)?,
+            updated_ns: row.get(13)?,
         },
     ))
 }
@@ -271,6 +273,29 @@ impl Reader {
                 push(&mut sql, " AND (t.start_ns < ?", SqlValue::Integer(c.start_ns));
                 push(&mut sql, " OR (t.start_ns = ?", SqlValue::Integer(c.start_ns));
                 push(&mut sql, " AND t.id < ?))", SqlValue::Integer(c.row));
+            }
+            if let Some(v) = filter.updated_after_ns {
+                push(&mut sql, " AND t.updated_ns > ?", SqlValue::Integer(v));
+            }
+            if let Some((key, value)) = &filter.attribute {
+                // `$."key"`: the key is quoted whole, so dots are not paths.
+                let path = format!("$.\"{}\"", key.replace('"', ""));
+                push(
+                    &mut sql,
+                    " AND EXISTS (SELECT 1 FROM spans s WHERE s.trace = t.id AND s.attributes IS NOT NULL \
+                     AND (CAST(json_extract(s.attributes, ?) AS TEXT)",
+                    SqlValue::Text(path.clone()),
+                );
+                push(&mut sql, " = ?", SqlValue::Text(value.clone()));
+                // A JSON boolean extracts as 1/0: match it by its type's name.
+                if value == "true" || value == "false" {
+                    push(
+                        &mut sql,
+                        &format!(" OR json_type(s.attributes, ?) = '{value}'"),
+                        SqlValue::Text(path),
+                    );
+                }
+                sql.push_str("))");
             }
             if let Some(v) = &filter.name {
                 push(

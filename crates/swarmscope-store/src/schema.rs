@@ -99,6 +99,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX logs_by_tenant_time ON logs(tenant, time_ns);
     CREATE INDEX logs_by_trace ON logs(trace_id, time_ns) WHERE trace_id IS NOT NULL;
     "#,
+    // 3: LLM cost per trace (the sum of its spans' `swarm.cost_usd`), kept
+    // on the summary so search results show it without reading spans; and
+    // an index for "traces changed since" (live updates).
+    r#"
+    ALTER TABLE traces ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0;
+    UPDATE traces SET cost_usd = coalesce((
+        SELECT sum(json_extract(s.attributes, '$."swarm.cost_usd"')) FROM spans s
+        WHERE s.trace = traces.id AND s.attributes IS NOT NULL), 0);
+    CREATE INDEX traces_by_update ON traces(updated_ns);
+    "#,
 ];
 
 /// Schema version this binary writes.

@@ -295,6 +295,8 @@ struct TraceState {
     service: Option<String>,
     inserted: i64,
     errors: i64,
+    /// LLM cost added by this batch (`swarm.cost_usd` of new spans).
+    cost_usd: f64,
     start_ns: i64,
     end_ns: i64,
     root: Option<(i64, String)>,
@@ -314,6 +316,7 @@ impl TraceState {
             service,
             inserted: 0,
             errors: 0,
+            cost_usd: 0.0,
             start_ns: first.start_ns,
             end_ns: first.start_ns,
             root: None,
@@ -323,8 +326,9 @@ impl TraceState {
     }
 
     /// A stored open span was replaced by its completed version.
-    fn complete(&mut self, span: &Span, old_status: SpanStatus) {
+    fn complete(&mut self, span: &Span, old_status: SpanStatus, old_cost: f64) {
         self.touched = true;
+        self.cost_usd += span_cost(span) - old_cost;
         self.errors += i64::from(span.status == SpanStatus::Error)
             - i64::from(old_status == SpanStatus::Error);
         self.end_ns = self.end_ns.max(span.end_ns.unwrap_or(span.start_ns));
@@ -333,6 +337,7 @@ impl TraceState {
     fn add(&mut self, span: &Span) {
         self.touched = true;
         self.inserted += 1;
+        self.cost_usd += span_cost(span);
         if span.status == SpanStatus::Error {
             self.errors += 1;
         }
@@ -347,6 +352,15 @@ impl TraceState {
             self.root = Some((span.start_ns, span.name.clone()));
         }
     }
+}
+
+/// The LLM cost the collector priced onto a span, if any.
+fn span_cost(span: &Span) -> f64 {
+    span.attributes
+        .get("swarm.cost_usd")
+        .and_then(Value::as_f64)
+        .filter(|c| c.is_finite())
+        .unwrap_or(0.0)
 }
 
 /// A span's own value of a correlation column, stored only when it differs
@@ -421,6 +435,7 @@ fn commit(
              end_ns = max(end_ns, ?3),
              span_count = span_count + ?4,
              error_count = error_count + ?5,
+             cost_usd = cost_usd + ?9,
              root_name = CASE WHEN ?6 IS NOT NULL AND (root_start_ns IS NULL OR ?7 < root_start_ns)
                               THEN ?6 ELSE root_name END,
              root_start_ns = CASE WHEN ?6 IS NOT NULL AND (root_start_ns IS NULL OR ?7 < root_start_ns)
@@ -434,7 +449,8 @@ fn commit(
             None => (None, None),
         };
         update.execute(params![
-            t.id, t.start_ns, t.end_ns, t.inserted, t.errors, root_name, root_start, now
+            t.id, t.start_ns, t.end_ns, t.inserted, t.errors, root_name, root_start, now,
+            t.cost_usd
         ])?;
     }
     drop(update);
@@ -570,7 +586,8 @@ fn write_spans(
         // collector) and this copy has really ended.
         let replaceable = if span.end_ns.is_some() {
             tx.prepare_cached(
-                "SELECT rowid, status, incomplete FROM spans
+                "SELECT rowid, status, incomplete,
+                        coalesce(json_extract(attributes, '$.\"swarm.cost_usd\"'), 0) FROM spans
                  WHERE trace = ?1 AND span_id = ?2 AND (end_ns IS NULL OR incomplete = 1)",
             )?
             .query_row(params![trace.id, span_key], |r| {
@@ -578,6 +595,7 @@ fn write_spans(
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, bool>(2)?,
+                    r.get::<_, f64>(3)?,
                 ))
             })
             .optional()?
@@ -585,7 +603,7 @@ fn write_spans(
             None
         };
         match replaceable {
-            Some((rowid, old_status, was_closed)) => {
+            Some((rowid, old_status, was_closed, old_cost)) => {
                 // The collector's closure moved the trace's end to the closing
                 // time; the genuine end may be earlier, so recount the bounds.
                 trace.recount_bounds |= was_closed;
@@ -599,7 +617,7 @@ fn write_spans(
                      WHERE rowid = ?16",
                 )?
                 .execute(&with_rowid[..])?;
-                trace.complete(span, SpanStatus::from_code(old_status));
+                trace.complete(span, SpanStatus::from_code(old_status), old_cost);
                 outcome.completed += 1;
                 outcome.stored.push(index);
             }

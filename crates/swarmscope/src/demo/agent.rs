@@ -299,6 +299,12 @@ async fn steps(fleet: &Fleet, agent: &AgentTracer, plan: &TicketPlan) -> Result<
     if fleet.stopping() {
         return Err(interrupted());
     }
+    if plan.gives_up {
+        return Err(Stop::Failed(format!(
+            "tests still failing after {} LLM calls",
+            plan.llm_calls.len()
+        )));
+    }
     let write = agent.start_span(
         "file.write",
         [

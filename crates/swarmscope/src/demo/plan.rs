@@ -153,6 +153,8 @@ pub(crate) struct TicketPlan {
     pub(crate) slow: bool,
     /// The VM dies during this LLM call (index into `llm_calls`).
     pub(crate) killed_at_call: Option<usize>,
+    /// After its LLM calls the agent cannot make the tests pass and gives up.
+    pub(crate) gives_up: bool,
     /// How the run ends.
     pub(crate) outcome: Outcome,
 }
@@ -341,6 +343,11 @@ impl Scenario {
         let killed_at_call = rng
             .random_bool(0.02)
             .then(|| rng.random_range(0..llm_calls.len()));
+        let gives_up = rng.random_bool(match complexity {
+            "low" => 0.02,
+            "medium" => 0.04,
+            _ => 0.09,
+        });
         let mut push_rejections = 0;
         while push_rejections < MAX_PUSH_ATTEMPTS && rng.random_bool(0.05) {
             push_rejections += 1;
@@ -363,6 +370,7 @@ impl Scenario {
         let outcome = match killed_at_call {
             Some(k) if llm_calls[..=k].iter().all(LlmCall::succeeds) => Outcome::Killed,
             _ if !llm_calls.iter().all(LlmCall::succeeds) => Outcome::Failed,
+            _ if gives_up => Outcome::Failed,
             _ if push_rejections >= MAX_PUSH_ATTEMPTS => Outcome::Failed,
             _ => Outcome::Completed,
         };
@@ -386,6 +394,7 @@ impl Scenario {
             pr_number,
             slow,
             killed_at_call,
+            gives_up,
             outcome,
         }
     }
@@ -482,7 +491,7 @@ mod tests {
         let slow = count(&|p| p.slow);
         for (what, n, low, high) in [
             ("killed", killed, 5, 40),
-            ("failed", failed, 3, 80),
+            ("failed", failed, 25, 80),
             ("spawn failures", spawn, 8, 45),
             ("push rejections", rejected, 25, 80),
             ("overloaded", overloaded, 100, 400),
