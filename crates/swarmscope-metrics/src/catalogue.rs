@@ -1,5 +1,6 @@
 //! The twelve `swarm_*` metrics of the seed, plus `swarm_disk_usage_ratio`
-//! for the disk alerts. Names here are the registered family names; counters
+//! for the disk alerts and two for the Ticket Pipeline dashboard (time in
+//! each status, dependency wait). Names here are the registered family names; counters
 //! are exposed with the `_total` suffix (docs/metrics.md lists every exposed
 //! name). Bucket boundaries fit each quantity: a snapshot restore takes
 //! milliseconds, an HTTP call tens of milliseconds, a ticket minutes.
@@ -124,6 +125,12 @@ fn ticket_seconds() -> Histogram {
     ])
 }
 
+fn pipeline_seconds() -> Histogram {
+    Histogram::new([
+        0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0,
+    ])
+}
+
 fn api_ms() -> Histogram {
     Histogram::new([
         1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
@@ -160,6 +167,12 @@ pub struct SwarmMetrics {
     pub queue_depth: Family<TenantStatusLabels, Gauge>,
     /// `swarm_disk_usage_ratio` (gauge): used / size of a mount, 0–1.
     pub disk_usage_ratio: Family<MountLabels, Gauge<f64, AtomicU64>>,
+    /// `swarm_ticket_status_seconds` (histogram): time a ticket spent in a
+    /// status (`blocked`, `queued`, `running`), observed when it leaves it.
+    pub ticket_status_seconds: Family<TenantStatusLabels, Histogram, HistogramFn>,
+    /// `swarm_ticket_dependency_wait_seconds` (histogram): time a ticket
+    /// waited for the tickets it depends on.
+    pub ticket_dependency_wait_seconds: Family<TenantLabels, Histogram, HistogramFn>,
 }
 
 impl Default for SwarmMetrics {
@@ -178,6 +191,10 @@ impl Default for SwarmMetrics {
             agent_executions: Family::default(),
             queue_depth: Family::default(),
             disk_usage_ratio: Family::default(),
+            ticket_status_seconds: Family::new_with_constructor(pipeline_seconds as HistogramFn),
+            ticket_dependency_wait_seconds: Family::new_with_constructor(
+                pipeline_seconds as HistogramFn,
+            ),
         }
     }
 }
@@ -251,6 +268,16 @@ impl SwarmMetrics {
             "swarm_disk_usage_ratio",
             "Used fraction of a mount (0 to 1)",
             self.disk_usage_ratio.clone(),
+        );
+        registry.register(
+            "swarm_ticket_status_seconds",
+            "Time a ticket spent in a status, observed when it leaves it",
+            self.ticket_status_seconds.clone(),
+        );
+        registry.register(
+            "swarm_ticket_dependency_wait_seconds",
+            "Time a ticket waited for the tickets it depends on",
+            self.ticket_dependency_wait_seconds.clone(),
         );
     }
 }

@@ -10,6 +10,7 @@
 pub mod auth;
 mod body;
 pub mod config;
+pub mod disk;
 pub mod error;
 pub mod incomplete;
 mod ingest;

@@ -21,9 +21,16 @@ pub(crate) async fn metrics(
     }
     let format = Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let reader = state.store.reader().clone();
-    let db_bytes = tokio::task::spawn_blocking(move || reader.db_bytes())
-        .await
-        .map_err(|_| ApiError::internal("scrape task failed"))??;
+    let metrics = std::sync::Arc::clone(&state.metrics);
+    let dir = state.store.path().parent().map(std::path::Path::to_owned);
+    let db_bytes = tokio::task::spawn_blocking(move || {
+        if let Some(dir) = dir {
+            metrics.set_disk_usage(&dir);
+        }
+        reader.db_bytes()
+    })
+    .await
+    .map_err(|_| ApiError::internal("scrape task failed"))??;
     let body = state
         .metrics
         .scrape(format, state.store.writer().stats(), db_bytes);

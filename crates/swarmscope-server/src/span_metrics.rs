@@ -95,6 +95,18 @@ impl CollectorMetrics {
             .inc();
     }
 
+    /// Records how full the data directory's filesystem is.
+    pub fn set_disk_usage(&self, data_dir: &std::path::Path) {
+        if let Some(ratio) = crate::disk::usage_ratio(data_dir) {
+            self.swarm
+                .disk_usage_ratio
+                .get_or_create(&swarmscope_metrics::catalogue::MountLabels {
+                    mount: data_dir.display().to_string(),
+                })
+                .set(ratio);
+        }
+    }
+
     /// Renders a scrape, after refreshing the gauges read from the writer.
     pub fn scrape(&self, format: Format, writer: WriterStats, database_bytes: i64) -> String {
         let h = &self.health;

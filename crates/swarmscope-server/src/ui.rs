@@ -1,6 +1,9 @@
 //! The trace viewer: a single page (HTML, one script, one stylesheet)
 //! compiled into the binary, so `cargo build` needs no Node toolchain and
 //! the page needs no network. It talks to the same JSON API as everyone else.
+//!
+//! For working on the UI without rebuilding, `SWARMSCOPE_UI_DIR=crates/swarmscope-server/ui`
+//! serves the files from that directory instead (read on each request).
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -14,7 +17,10 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
      form-action 'self'";
 
-fn asset(body: &'static str, content_type: &'static str) -> Response {
+fn asset(name: &str, embedded: &'static str, content_type: &'static str) -> Response {
+    let body: String = std::env::var_os("SWARMSCOPE_UI_DIR")
+        .and_then(|dir| std::fs::read_to_string(std::path::Path::new(&dir).join(name)).ok())
+        .unwrap_or_else(|| embedded.to_owned());
     (
         [
             (header::CONTENT_TYPE, content_type),
@@ -31,15 +37,15 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 
 /// `GET /`: the page.
 pub(crate) async fn index() -> Response {
-    asset(INDEX_HTML, "text/html; charset=utf-8")
+    asset("index.html", INDEX_HTML, "text/html; charset=utf-8")
 }
 
 /// `GET /ui/app.js`.
 pub(crate) async fn script() -> Response {
-    asset(APP_JS, "text/javascript; charset=utf-8")
+    asset("app.js", APP_JS, "text/javascript; charset=utf-8")
 }
 
 /// `GET /ui/app.css`.
 pub(crate) async fn stylesheet() -> Response {
-    asset(APP_CSS, "text/css; charset=utf-8")
+    asset("app.css", APP_CSS, "text/css; charset=utf-8")
 }

@@ -976,24 +976,37 @@
     while (stack.length) {
       const [n, ps, pe] = stack.pop();
       const s = Math.max(n.start, ps), e = Math.min(endOf(n), pe);
-      clip.set(n, [s, Math.max(s, e)]);
-      for (const c of n.children) if (c.start <= pe && endOf(c) >= ps) stack.push([c, s, Math.max(s, e)]);
+      const e2 = Math.max(s, e);
+      clip.set(n, [s, e2]);
+      for (const c of n.children) if (c.start <= e2 && endOf(c) >= s) stack.push([c, s, e2]);
     }
-    const kids = (n) => n.children.filter((c) => clip.has(c)).sort((a, b) => clip.get(b)[1] - clip.get(a)[1]);
-    let cur = root, returning = null, guard = 0;
-    while (cur && guard++ < 200000) {
+    // children of each node by clipped end, latest first; a pointer per node
+    // only moves forward because the time we return to a node only decreases
+    const sortedKids = new Map();
+    const kidsOf = (n) => {
+      let k = sortedKids.get(n);
+      if (!k) {
+        k = { list: n.children.filter((c) => clip.has(c)).sort((x, y) => clip.get(y)[1] - clip.get(x)[1] || clip.get(y)[0] - clip.get(x)[0]), i: 0 };
+        sortedKids.set(n, k);
+      }
+      return k;
+    };
+    const visited = new Set([root]);
+    let cur = root, returning = null;
+    while (cur) {
       const [cs, ce] = clip.get(cur);
       const limit = returning == null ? ce : returning;
-      const child = kids(cur).find((c) => clip.get(c)[1] <= limit && (returning == null || clip.get(c)[1] < returning || clip.get(c)[0] < returning));
-      const nextChild = child && (returning == null ? true : clip.get(child)[1] <= returning) ? child : null;
-      if (nextChild && clip.get(nextChild)[1] > cs - 1e-9 && !(returning != null && clip.get(nextChild)[0] >= returning)) {
-        push(cur, clip.get(nextChild)[1], limit);
-        cur = nextChild; returning = null;
+      const k = kidsOf(cur);
+      while (k.i < k.list.length && (visited.has(k.list[k.i]) || clip.get(k.list[k.i])[1] > limit)) k.i++;
+      const child = k.list[k.i];
+      if (child) {
+        push(cur, clip.get(child)[1], limit);
+        visited.add(child);
+        cur = child; returning = null;
       } else {
         push(cur, cs, limit);
-        const p = cur.parent;
-        if (!p || !clip.has(p)) break;
-        returning = cs; cur = p;
+        if (cur === root || !cur.parent || !clip.has(cur.parent)) break;
+        returning = cs; cur = cur.parent;
       }
     }
     return segs;
@@ -1154,19 +1167,34 @@
     function scheduleRows() {
       if (rafPending) return;
       rafPending = true;
-      requestAnimationFrame(() => { rafPending = false; renderRows(); });
+      requestAnimationFrame(() => { rafPending = false; renderRows(false); });
     }
     const pct = (v) => ((v - tv.vs) / (tv.ve - tv.vs)) * 100;
-    function renderRows() {
+    // Only the rows in (and just around) the viewport exist in the DOM. A
+    // scroll adds and drops rows; any other change rebuilds the window.
+    const rowCache = new Map();
+    function renderRows(full = true) {
       if (!el.rows) return;
       const vis = tv.visible;
       const top = el.scroller.scrollTop;
       const ht = el.scroller.clientHeight || 600;
-      const first = Math.max(0, Math.floor(top / ROW_H) - 8);
+      const first = Math.max(0, Math.min(Math.floor(top / ROW_H), vis.length - Math.ceil(ht / ROW_H)) - 8);
       const last = Math.min(vis.length, Math.ceil((top + ht) / ROW_H) + 8);
-      const frag = document.createDocumentFragment();
-      for (let i = first; i < last; i++) frag.appendChild(rowEl(vis[i], i));
-      el.rows.replaceChildren(frag);
+      if (full) { rowCache.clear(); el.rows.replaceChildren(); }
+      for (const [i, r] of rowCache) if (i < first || i >= last) { r.remove(); rowCache.delete(i); }
+      // keep DOM order = visual order: the cached rows are one contiguous run
+      let lo = Infinity;
+      for (const i of rowCache.keys()) lo = Math.min(lo, i);
+      const before = document.createDocumentFragment(), after = document.createDocumentFragment();
+      for (let i = first; i < last; i++) {
+        if (rowCache.has(i)) continue;
+        const r = rowEl(vis[i], i);
+        rowCache.set(i, r);
+        (i < lo ? before : after).appendChild(r);
+      }
+      el.rows.insertBefore(before, el.rows.firstChild);
+      el.rows.appendChild(after);
+      if (!full) return;
       const f = vis[tv.focus];
       if (f && document.activeElement === el.scroller) el.scroller.setAttribute('aria-activedescendant', 'wf-row-' + tv.focus);
       else el.scroller.removeAttribute('aria-activedescendant');
@@ -1585,9 +1613,9 @@
   function copyButton(text, label) {
     return h('button', { type: 'button', class: 'btn btn-ghost icon-btn copy', 'aria-label': label, title: label, onclick: async (e) => {
       const b = e.currentTarget;
-      try { await navigator.clipboard.writeText(text); b.textContent = '✓'; } catch (err) { b.textContent = '✗'; }
-      setTimeout(() => { b.textContent = '⧉'; }, 1200);
-    } }, '⧉');
+      try { await navigator.clipboard.writeText(text); b.textContent = 'copied'; } catch (err) { b.textContent = 'failed'; }
+      setTimeout(() => { b.textContent = 'copy'; }, 1200);
+    } }, 'copy');
   }
 
   // ---------------------------------------------------------------- ticket view
@@ -1853,6 +1881,9 @@
     })();
     return { name: 'compare', searchBox: () => ia, destroy() { ctrl.abort(); } };
   }
+
+  // Pure helpers, exposed for tests and the console (no state behind them).
+  window.swarmscope = Object.freeze({ fmtDur, fmtCost, fmtTime, parseTs, buildModel, criticalPath, parseDurInput, apiTime });
 
   // ---------------------------------------------------------------- boot
   window.addEventListener('hashchange', route);

@@ -155,6 +155,8 @@ pub(crate) struct TicketPlan {
     pub(crate) killed_at_call: Option<usize>,
     /// After its LLM calls the agent cannot make the tests pass and gives up.
     pub(crate) gives_up: bool,
+    /// An earlier ticket of the same tenant that must finish first.
+    pub(crate) depends_on: Option<u64>,
     /// How the run ends.
     pub(crate) outcome: Outcome,
 }
@@ -236,11 +238,16 @@ impl Scenario {
         StdRng::seed_from_u64(mix(self.seed, u64::MAX - stream))
     }
 
+    /// The tenant of ticket `index`: the first draw of its generator.
+    fn tenant_of(&self, rng: &mut StdRng) -> &'static str {
+        let weights: Vec<(&'static str, u32)> = self.tenants.iter().map(|t| (t.0, t.2)).collect();
+        pick(rng, &weights)
+    }
+
     /// Ticket number `index`.
     pub(crate) fn ticket(&self, index: u64) -> TicketPlan {
         let rng = &mut StdRng::seed_from_u64(mix(self.seed, index));
-        let weights: Vec<(&str, u32)> = self.tenants.iter().map(|t| (t.0, t.2)).collect();
-        let tenant = pick(rng, &weights);
+        let tenant = self.tenant_of(rng);
         let prefix = self
             .tenants
             .iter()
@@ -365,6 +372,14 @@ impl Scenario {
         let total_bytes = file_count * rng.random_range(400..6_000);
         let pr_number = 1_000 + index * 3 + rng.random_range(0..3);
         let clone_ms = lognormal(rng, 1_800.0, 0.5).clamp(300.0, 15_000.0);
+        // One ticket in eight builds on a recent ticket of the same tenant.
+        let depends_on = if rng.random_bool(0.125) {
+            (index.saturating_sub(12)..index)
+                .rev()
+                .find(|&j| self.tenant_of(&mut StdRng::seed_from_u64(mix(self.seed, j))) == tenant)
+        } else {
+            None
+        };
 
         // The outcome follows from the failures, in the order they happen.
         let outcome = match killed_at_call {
@@ -395,6 +410,7 @@ impl Scenario {
             slow,
             killed_at_call,
             gives_up,
+            depends_on,
             outcome,
         }
     }
@@ -500,6 +516,13 @@ mod tests {
             ("slow", slow, 15, 50),
         ] {
             assert!((low..=high).contains(&n), "{what}: {n} of 1000");
+        }
+        let dependent = count(&|p| p.depends_on.is_some());
+        assert!((80..=170).contains(&dependent), "dependent: {dependent}");
+        for p in all.iter().filter(|p| p.depends_on.is_some()) {
+            let d = p.depends_on.unwrap_or(u64::MAX);
+            assert!(d < p.index && p.index - d <= 12);
+            assert_eq!(all[d as usize].tenant, p.tenant);
         }
         // Every tenant gets work, the biggest the most.
         let per = |t: &str| count(&|p| p.tenant == t);

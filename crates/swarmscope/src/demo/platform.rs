@@ -4,7 +4,7 @@
 //! reports dead VMs, which the platform passes on to the collector so their
 //! open spans are closed as incomplete.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,10 +36,20 @@ struct Queued {
     queued_at: Instant,
 }
 
+/// Tickets between arrival and end, and those waiting for another ticket.
+#[derive(Default)]
+struct Pipeline {
+    /// Arrived and not yet finished (completed, failed or killed).
+    active: HashSet<u64>,
+    /// Blocked tickets by the ticket they wait for, with when they arrived.
+    blocked: HashMap<u64, Vec<(Queued, Instant)>>,
+}
+
 /// One tenant's queue.
 struct TenantQueue {
     queued: Mutex<VecDeque<Queued>>,
     running: AtomicU64,
+    blocked: AtomicU64,
     /// One permit per queued ticket: an agent takes one before claiming, so
     /// agents do not race for the same ticket.
     available: Semaphore,
@@ -47,6 +57,7 @@ struct TenantQueue {
 
 /// A running VM and the ticket it works.
 struct Vm {
+    index: u64,
     tenant: String,
     ticket_id: String,
     ticket_type: String,
@@ -58,6 +69,7 @@ struct Vm {
 pub(crate) struct Platform {
     metrics: SwarmMetrics,
     tenants: HashMap<String, TenantQueue>,
+    pipeline: Mutex<Pipeline>,
     vms: Mutex<HashMap<String, Vm>>,
     next_vm: AtomicU64,
     clock: Clock,
@@ -89,6 +101,7 @@ impl Platform {
                     TenantQueue {
                         queued: Mutex::new(VecDeque::new()),
                         running: AtomicU64::new(0),
+                        blocked: AtomicU64::new(0),
                         available: Semaphore::new(0),
                     },
                 )
@@ -97,6 +110,7 @@ impl Platform {
         Ok(Platform {
             metrics,
             tenants,
+            pipeline: Mutex::new(Pipeline::default()),
             vms: Mutex::new(HashMap::new()),
             next_vm: AtomicU64::new(1),
             clock,
@@ -147,6 +161,7 @@ impl Platform {
     /// Publishes a tenant's queue depth by status.
     fn publish_depth(&self, tenant: &str, queue: &TenantQueue, queued: usize) {
         for (status, n) in [
+            ("blocked", queue.blocked.load(Ordering::Relaxed) as i64),
             ("queued", queued as i64),
             ("running", queue.running.load(Ordering::Relaxed) as i64),
         ] {
@@ -166,11 +181,75 @@ impl Platform {
         self.progress.set_queued(total);
     }
 
-    /// A new ticket arrives in its tenant's queue.
+    /// Time spent in a status, observed as the ticket leaves it.
+    fn observe_status(&self, tenant: &str, status: &str, since: Instant) {
+        self.metrics
+            .ticket_status_seconds
+            .get_or_create(&TenantStatusLabels {
+                tenant_id: tenant.to_owned(),
+                status: status.to_owned(),
+            })
+            .observe(since.elapsed().as_secs_f64());
+    }
+
+    /// A new ticket arrives: queued, or blocked until the ticket it depends
+    /// on finishes.
     pub(crate) fn enqueue(&self, plan: TicketPlan) {
         let Some(queue) = self.tenants.get(&plan.tenant) else {
             return;
         };
+        self.count_ticket(&plan.tenant, "queued");
+        {
+            let mut pipeline = self.pipeline.lock().unwrap_or_else(|p| p.into_inner());
+            pipeline.active.insert(plan.index);
+            if let Some(d) = plan.depends_on.filter(|d| pipeline.active.contains(d)) {
+                let tenant = plan.tenant.clone();
+                let item = Queued {
+                    plan,
+                    spawn_attempts: 0,
+                    queued_at: Instant::now(),
+                };
+                pipeline
+                    .blocked
+                    .entry(d)
+                    .or_default()
+                    .push((item, Instant::now()));
+                drop(pipeline);
+                queue.blocked.fetch_add(1, Ordering::Relaxed);
+                let len = queue.queued.lock().map(|q| q.len()).unwrap_or(0);
+                self.publish_depth(&tenant, queue, len);
+                return;
+            }
+        }
+        self.make_ready(queue, plan);
+    }
+
+    /// A ticket ended: tickets waiting for it move to their queues.
+    fn finished(&self, index: u64) {
+        let released = {
+            let mut pipeline = self.pipeline.lock().unwrap_or_else(|p| p.into_inner());
+            pipeline.active.remove(&index);
+            pipeline.blocked.remove(&index).unwrap_or_default()
+        };
+        for (item, since) in released {
+            let tenant = item.plan.tenant.clone();
+            let Some(queue) = self.tenants.get(&tenant) else {
+                continue;
+            };
+            queue.blocked.fetch_sub(1, Ordering::Relaxed);
+            self.observe_status(&tenant, "blocked", since);
+            self.metrics
+                .ticket_dependency_wait_seconds
+                .get_or_create(&TenantLabels {
+                    tenant_id: tenant.clone(),
+                })
+                .observe(since.elapsed().as_secs_f64());
+            self.make_ready(queue, item.plan);
+        }
+    }
+
+    /// Puts a ticket at the back of its tenant's queue.
+    fn make_ready(&self, queue: &TenantQueue, plan: TicketPlan) {
         let tenant = plan.tenant.clone();
         let len = {
             let mut q = queue.queued.lock().unwrap_or_else(|p| p.into_inner());
@@ -181,7 +260,6 @@ impl Platform {
             });
             q.len()
         };
-        self.count_ticket(&tenant, "queued");
         self.publish_depth(&tenant, queue, len);
         queue.available.add_permits(1);
     }
@@ -260,6 +338,9 @@ async fn claim(
         "queue_wait_ms",
         item.queued_at.elapsed().as_secs_f64() * 1_000.0,
     );
+    if let Some(d) = plan.depends_on {
+        claim.set_attribute("depends_on_index", d);
+    }
     claim.tracing_span().in_scope(|| {
         tracing::info!(
             ticket_type = %plan.ticket_type,
@@ -310,6 +391,7 @@ async fn claim(
         tracing::info!(vm_id = %vm_id, method = %plan.spawn_method, "VM started");
     });
     spawn.end();
+    p.observe_status(&tenant, "queued", item.queued_at);
     p.count_vm(&tenant, "started");
     p.vms_active(&tenant).inc();
     p.count_ticket(&tenant, "claimed");
@@ -318,6 +400,7 @@ async fn claim(
     p.vms.lock().unwrap_or_else(|p| p.into_inner()).insert(
         vm_id.clone(),
         Vm {
+            index: plan.index,
             tenant: tenant.clone(),
             ticket_id: plan.ticket_id.clone(),
             ticket_type: plan.ticket_type.clone(),
@@ -422,6 +505,8 @@ async fn complete(
     span.end();
     p.count_ticket(&tenant, if failed { "failed" } else { "completed" });
     p.count_vm(&tenant, "terminated");
+    p.observe_status(&tenant, "running", vm.claimed_at);
+    p.finished(vm.index);
     Json(json!({"ticket_id": ticket, "outcome": body.outcome})).into_response()
 }
 
@@ -443,6 +528,8 @@ async fn exited(
     ctx.set_ticket(&vm.ticket_id);
     p.count_ticket(&vm.tenant, "failed");
     p.count_vm(&vm.tenant, "crashed");
+    p.observe_status(&vm.tenant, "running", vm.claimed_at);
+    p.finished(vm.index);
     let url = format!("{}/api/vms/{vm_id}/terminated", p.collector_url);
     let closed = match p.http.post(&url).bearer_auth(&p.admin_key).send().await {
         Ok(r) if r.status().is_success() => r
