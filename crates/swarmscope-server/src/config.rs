@@ -108,6 +108,9 @@ pub struct Config {
     /// API keys. With none, the collector is open and may listen only on loopback.
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
+    /// The built-in alert engine: rules, channels, what else to scrape.
+    #[serde(default)]
+    pub alerts: swarmscope_alerts::AlertsConfig,
 }
 
 fn default_listen() -> SocketAddr {
@@ -144,6 +147,7 @@ impl Default for Config {
             metrics_tenant_cap: default_metrics_tenant_cap(),
             prices: Vec::new(),
             keys: Vec::new(),
+            alerts: swarmscope_alerts::AlertsConfig::default(),
         }
     }
 }
@@ -194,6 +198,9 @@ impl Config {
         }
         if self.queue_capacity_spans == 0 || self.max_batch_spans == 0 {
             return invalid("queue_capacity_spans and max_batch_spans must be positive".into());
+        }
+        if let Err(e) = self.alerts.validate() {
+            return invalid(e.to_string());
         }
         for (i, p) in self.prices.iter().enumerate() {
             let prices = [p.input, p.output, p.cache_read, p.cache_write];

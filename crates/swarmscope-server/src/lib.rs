@@ -7,6 +7,7 @@
 //! viewer UI, [`incomplete`] (closing spans that never end), [`error`] (the
 //! one JSON error type).
 
+mod alerting;
 pub mod auth;
 mod body;
 pub mod config;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub metrics: Arc<span_metrics::CollectorMetrics>,
     /// Permits for live (server-sent events) connections.
     pub live: Arc<tokio::sync::Semaphore>,
+    /// The built-in alert engine, when running (see [`start_alerts`]).
+    pub alerts: Option<Arc<swarmscope_alerts::AlertEngine>>,
 }
 
 impl AppState {
@@ -62,9 +65,12 @@ impl AppState {
                 config.metrics_tenant_cap,
             )),
             live: Arc::new(tokio::sync::Semaphore::new(live::MAX_LIVE)),
+            alerts: None,
         })
     }
 }
+
+pub use alerting::start_alerts;
 
 /// Ingest requests decoded at once, per ingest route. Decoding holds the
 /// body and its parsed JSON (up to ~16 times the body for pathological
@@ -97,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/whoami", get(query::whoami))
         .route("/api/tenants", get(query::tenants))
         .route("/api/events", get(live::events))
+        .route("/api/alerts", get(alerting::alerts))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

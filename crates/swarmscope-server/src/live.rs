@@ -4,7 +4,9 @@
 //! Each connection polls the store once a second for traces written since
 //! its last look (an indexed `updated_ns` range; no per-write fan-out inside
 //! the writer) and sends each as an `event: trace` whose data is the trace
-//! summary. Connections are capped ([`MAX_LIVE`]): the 65th gets a 503.
+//! summary. When the alert engine runs, an `event: alerts` carries the
+//! pending and firing alerts the caller may see, at connect and whenever they
+//! change. Connections are capped ([`MAX_LIVE`]): the 65th gets a 503.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -34,6 +36,8 @@ const PER_POLL: usize = 200;
 
 struct Feed {
     reader: Reader,
+    alerts: Option<Arc<swarmscope_alerts::AlertEngine>>,
+    alerts_seen: Option<u64>,
     tenant: Option<String>,
     since_ns: i64,
     queue: VecDeque<Event>,
@@ -45,6 +49,15 @@ impl Feed {
         loop {
             if let Some(event) = self.queue.pop_front() {
                 return Some((Ok(event), self));
+            }
+            if let Some(engine) = &self.alerts {
+                let version = engine.version();
+                if self.alerts_seen != Some(version) {
+                    self.alerts_seen = Some(version);
+                    let active = engine.active(self.tenant.as_deref());
+                    let data = serde_json::json!({ "alerts": active }).to_string();
+                    return Some((Ok(Event::default().event("alerts").data(data)), self));
+                }
             }
             tokio::time::sleep(POLL).await;
             let filter = TraceFilter {
@@ -91,6 +104,8 @@ pub(crate) async fn events(
     })?;
     let feed = Feed {
         reader: state.store.reader().clone(),
+        alerts: state.alerts.clone(),
+        alerts_seen: None,
         tenant,
         since_ns: now_nanos(),
         queue: VecDeque::from([Event::default().event("hello").data("{}")]),

@@ -107,6 +107,13 @@ impl CollectorMetrics {
         }
     }
 
+    /// Renders the registry as Prometheus text for the alert engine, after
+    /// measuring the data disk.
+    pub fn render_for_alerts(&self, data_dir: &std::path::Path) -> String {
+        self.set_disk_usage(data_dir);
+        render(&self.registry, Format::Prometheus)
+    }
+
     /// Renders a scrape, after refreshing the gauges read from the writer.
     pub fn scrape(&self, format: Format, writer: WriterStats, database_bytes: i64) -> String {
         let h = &self.health;

@@ -9,7 +9,6 @@
   const ROW_H = 28; // waterfall row height (px); must match --row-h in app.css
   const SEED_SPAN_NAMES = ['http.request', 'ticket.claim', 'vm.spawn', 'agent.execute', 'git.clone',
     'llm.generate', 'file.write', 'git.commit', 'git.push', 'pr.create', 'ticket.complete'];
-  const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
   const LEVEL_RANK = { trace: 0, debug: 0, info: 1, warn: 2, warning: 2, error: 3, fatal: 4, critical: 4 };
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
@@ -315,7 +314,7 @@
   async function fetchWho() {
     try {
       const w = await api('/api/whoami', null, { allow401: true });
-      return { role: w && w.role ? String(w.role) : null, tenant_id: w ? w.tenant_id ?? null : null, read: w ? w.read !== false : true };
+      return { role: w && w.role ? String(w.role) : null, tenant_id: w ? w.tenant_id ?? null : null, read: w ? w.read !== false : true, open: !!(w && w.open) };
     } catch (e) {
       if (!(e instanceof ApiError) || (e.status !== 404 && e.status !== 405)) throw e;
     }
@@ -347,7 +346,7 @@
     const root = clear($('#app'));
     const who = app.who || {};
     let ident = 'signed in';
-    if (who.role === 'admin') ident = 'admin';
+    if (who.role === 'admin') ident = who.open ? 'open collector (no keys)' : 'admin';
     else if (who.role === 'tenant') ident = 'tenant ' + (who.tenant_id ?? '?');
     else if (who.role) ident = who.role;
     const themeBtn = h('button', { id: 'theme-toggle', type: 'button', class: 'btn btn-ghost icon-btn', onclick: toggleTheme });
@@ -373,12 +372,12 @@
     }
   }
 
-  function route() {
+  function route(force) {
     if (app.key == null) return;
     const r = parseHash();
     const seq = ++app.navSeq;
     // a trace view only re-selects when just the span parameter changed
-    if (app.view && app.view.name === 'trace' && r.name === 'trace' && app.view.sameTrace && app.view.sameTrace(r)) {
+    if (force !== true && app.view && app.view.name === 'trace' && r.name === 'trace' && app.view.sameTrace && app.view.sameTrace(r)) {
       app.view.selectFromRoute(r);
       return;
     }
@@ -531,11 +530,6 @@
   })();
 
   // ---------------------------------------------------------------- shared table bits
-  function outcomeOf(t) {
-    if (t.incomplete === true || (t.incomplete_count > 0) || (t.open_count > 0 && t.__closedByCollector)) return 'incomplete';
-    if (t.__outcome) return t.__outcome;
-    return t.error_count > 0 ? 'error' : 'ok';
-  }
   function outcomeBadge(o) {
     return h('span', { class: 'badge outcome-' + o }, o);
   }
@@ -643,11 +637,19 @@
     function apiParams(cursor) {
       const p = { limit: 50, cursor };
       for (const k of SEARCH_KEYS) if (params[k]) p[k] = params[k];
+      if (p.min_duration_ms) p.min_duration_ms = parseDurInput(p.min_duration_ms);
       if (p.since) p.since = apiTime(p.since);
       if (p.until) p.until = apiTime(p.until);
       return p;
     }
+    function paramProblem() {
+      for (const k of ['since', 'until']) if (params[k] && apiTime(params[k]) == null) return (k === 'since' ? 'Since' : 'Until') + ' must be an age (15m, 2h, 7d) or a time such as 2025-12-14T10:30:00Z, not "' + params[k] + '".';
+      if (params.min_duration_ms && parseDurInput(params.min_duration_ms) == null) return 'Min duration must be a number of milliseconds.';
+      return null;
+    }
     async function load(cursor) {
+      const problem = paramProblem();
+      if (problem) { clear(results).appendChild(msg('error', problem)); renderPlot(); return; }
       st.loading = true;
       renderMore();
       if (!cursor) { clear(results); results.appendChild(h('div', { class: 'loading' }, 'Searching…')); }
@@ -697,12 +699,20 @@
       { id: 'errors', label: 'Errors', sort: (t) => t.error_count ?? 0, num: true },
       { id: 'cost', label: 'LLM cost', sort: (t) => (t.cost_usd == null ? -1 : Number(t.cost_usd)), num: true },
     ];
+    let renderTimer = null;
+    function scheduleRender() {
+      if (renderTimer) return;
+      renderTimer = setTimeout(() => { renderTimer = null; if (ctx.alive()) renderAll(); }, 400);
+    }
     function renderAll() {
       renderPlot();
       renderTable();
       renderMore();
     }
     function renderTable() {
+      // keep keyboard focus on the same trace across re-renders (live updates)
+      const ae = document.activeElement;
+      const focusedId = ae && ae.dataset && ae.dataset.testid === 'trace-row' && results.contains(ae) ? ae.dataset.traceId : null;
       clear(results);
       if (!st.traces.length) {
         results.appendChild(msg('empty', Object.keys(params).length ? 'No traces match these filters.' : 'No traces yet. Send spans to POST /api/traces.'));
@@ -723,6 +733,10 @@
       const body = h('tbody');
       for (const t of sorted()) body.appendChild(traceRow(t, cols));
       results.appendChild(h('div', { class: 'table-wrap' }, h('table', { class: 'data traces', 'aria-label': 'Traces' }, h('thead', null, head), body)));
+      if (focusedId) {
+        const row = [...body.children].find((r) => r.dataset.traceId === focusedId);
+        if (row) row.focus({ preventScroll: true });
+      }
     }
     function traceRow(t, cols) {
       const open = () => go(traceHref(t.trace_id, t.tenant_id));
@@ -749,7 +763,7 @@
           if (e.key === 'Enter' && e.target === e.currentTarget) { e.preventDefault(); open(); }
           else if (e.key === 'ArrowDown' && e.currentTarget.nextElementSibling) { e.preventDefault(); e.currentTarget.nextElementSibling.focus(); }
           else if (e.key === 'ArrowUp' && e.currentTarget.previousElementSibling) { e.preventDefault(); e.currentTarget.previousElementSibling.focus(); }
-        } }, cols.map((c) => cells[c.id]));
+        } }, cols.map((c) => { const td = cells[c.id]; td.dataset.label = c.label; return td; }));
     }
     function renderMore() {
       clear(more);
@@ -781,7 +795,7 @@
     const uncheckable = () => !!(params.name || params.attr);
     function onTrace(t) {
       const k = tkey(t);
-      if (st.keys.has(k)) { addTrace(t, false); renderAll(); return; }
+      if (st.keys.has(k)) { addTrace(t, false); scheduleRender(); return; }
       if (!matches(t)) return;
       if (!st.pending.some((x) => tkey(x) === k)) st.pending.push(t);
       else st.pending = st.pending.map((x) => (tkey(x) === k ? t : x));
@@ -809,7 +823,7 @@
       name: 'search',
       onTrace,
       searchBox: () => inputs.ticket_id,
-      destroy() { st.ctrl.abort(); window.removeEventListener('resize', onResize); },
+      destroy() { st.ctrl.abort(); clearTimeout(renderTimer); window.removeEventListener('resize', onResize); },
     };
   }
 
@@ -819,6 +833,11 @@
     const mag = Math.pow(10, Math.floor(Math.log10(raw)));
     const f = raw / mag;
     return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+  }
+  // compact labels for round durations on a log axis
+  function fmtAxis(ms) {
+    for (const [u, n] of [['d', 864e5], ['h', 36e5], ['m', 6e4], ['s', 1e3]]) if (ms >= n && ms % n === 0) return ms / n + ' ' + u;
+    return fmtDur(ms);
   }
   const TIME_STEPS = [1e3, 5e3, 15e3, 3e4, 6e4, 3e5, 9e5, 18e5, 36e5, 108e5, 216e5, 432e5, 864e5, 1728e5, 6048e5];
   function scatter(pts, onPick, width) {
@@ -837,16 +856,16 @@
     const g = [];
     let Y;
     if (log) {
-      const lo = Math.pow(10, Math.floor(Math.log10(Math.max(0.1, ys.find((v) => v > 0) || 1))));
-      const hi = Math.pow(10, Math.ceil(Math.log10(top * 1.05)));
+      const NICE = [1, 10, 100, 1e3, 1e4, 6e4, 6e5, 36e5, 216e5, 864e5, 6048e5];
+      const minPos = ys.find((v) => v > 0) || 1;
+      const lo = [...NICE].reverse().find((v) => v <= minPos) || 1;
+      const hi = NICE.find((v) => v >= top) || top;
       const L = (v) => Math.log10(Math.max(lo, v));
-      Y = (v) => H - m.b - ((L(v) - L(lo)) / (L(hi) - L(lo))) * (H - m.t - m.b);
-      const decades = Math.round(Math.log10(hi / lo));
-      const every = decades > 5 ? 2 : 1;
-      for (let d = 0, v = lo; v <= hi * 1.0001; v *= 10, d++) {
-        if (d % every) continue;
+      Y = (v) => H - m.b - ((L(v) - L(lo)) / (L(hi) - L(lo) || 1)) * (H - m.t - m.b);
+      for (const v of NICE) {
+        if (v < lo || v > hi) continue;
         g.push(svg('line', { x1: m.l, x2: W - m.r, y1: Y(v), y2: Y(v), class: 'grid' }));
-        g.push(svg('text', { x: m.l - 6, y: Y(v) + 4, 'text-anchor': 'end', class: 'tick', text: fmtDur(v) }));
+        g.push(svg('text', { x: m.l - 6, y: Y(v) + 4, 'text-anchor': 'end', class: 'tick', text: fmtAxis(v) }));
       }
     } else {
       const yMax = top * 1.1 || 1;
@@ -962,23 +981,29 @@
 
   // Critical path, Jaeger style: from the root walk back from its end to the
   // last-finishing child, recursively; a section of a parent is critical while
-  // none of its children runs. Times are clipped to the parent; open spans end
-  // at the trace end.
+  // none of its children runs. Open spans end at the trace end. Agents start
+  // work asynchronously (agent.execute outlives vm.spawn), so instead of
+  // clipping a child to its parent, a parent is extended to cover its
+  // descendants; a child starting before its parent (clock skew) is clipped.
   function criticalPath(model) {
     const segs = new Map(); // id -> [[start, end]]
     const root = model.roots.find((r) => !r.orphan) || model.roots[0];
     if (!root) return segs;
-    const endOf = (n) => (n.end ?? model.t1);
     const push = (n, a, b) => { if (b > a || (b === a && !n.children.length)) { if (!segs.has(n.id)) segs.set(n.id, []); segs.get(n.id).push([a, b]); } };
-    // clipped interval of each node
+    const effEnd = new Map();
+    for (let i = model.dfs.length - 1; i >= 0; i--) {
+      const n = model.dfs[i];
+      let e = n.end ?? model.t1;
+      for (const c of n.children) e = Math.max(e, effEnd.get(c));
+      effEnd.set(n, e);
+    }
     const clip = new Map();
-    const stack = [[root, root.start, endOf(root)]];
+    const stack = [[root, root.start]];
     while (stack.length) {
-      const [n, ps, pe] = stack.pop();
-      const s = Math.max(n.start, ps), e = Math.min(endOf(n), pe);
-      const e2 = Math.max(s, e);
-      clip.set(n, [s, e2]);
-      for (const c of n.children) if (c.start <= e2 && endOf(c) >= s) stack.push([c, s, e2]);
+      const [n, ps] = stack.pop();
+      const s = Math.max(n.start, ps);
+      clip.set(n, [s, Math.max(s, effEnd.get(n))]);
+      for (const c of n.children) stack.push([c, s]);
     }
     // children of each node by clipped end, latest first; a pointer per node
     // only moves forward because the time we return to a node only decreases
@@ -1069,8 +1094,7 @@
           h('code', { class: 'mono trace-id-full', title: 'Trace id' }, String(t.trace_id ?? traceId)),
           copyButton(String(t.trace_id ?? traceId), 'Copy trace id'),
           t.error_count > 0 ? h('span', { class: 'badge status-error' }, 'ERROR') : null,
-          nIncomplete ? h('span', { class: 'badge incomplete' }, 'INCOMPLETE') : null,
-          tv.updated ? null : null),
+          nIncomplete ? h('span', { class: 'badge incomplete' }, 'INCOMPLETE') : null),
         h('dl', { class: 'meta' },
           meta('Tenant', String(tid || '—')),
           meta('Ticket', t.ticket_id != null ? h('a', { href: ticketHref(t.ticket_id, tid), testid: 'trace-ticket-link' }, String(t.ticket_id)) : '—'),
@@ -1081,8 +1105,8 @@
           meta('Errors', fmtInt(nErr), nErr > 0 ? 'err-text' : null),
           meta('LLM cost', h('span', { testid: 'trace-cost' }, fmtCost(cost))),
           meta('LLM calls', fmtInt(llm.length))),
-        (doc_warn()));
-      function doc_warn() {
+        warnings());
+      function warnings() {
         const w = [];
         if (tv.doc.truncated) w.push(h('li', null, 'Truncated: only the first ' + fmtInt(m.nodes.length) + ' spans (by start time) are shown.'));
         if (nIncomplete) w.push(h('li', null, nIncomplete + ' span' + (nIncomplete > 1 ? 's were' : ' was') + ' closed by the collector as incomplete (the VM died or the trace went silent).'));
@@ -1092,7 +1116,7 @@
       }
       el.updateBanner = h('div', { class: 'live-banner', hidden: !tv.updated },
         h('span', null, 'This trace received new data.'),
-        h('button', { type: 'button', class: 'btn btn-small', onclick: () => route() }, 'Reload'));
+        h('button', { type: 'button', class: 'btn btn-small', testid: 'trace-reload', onclick: () => route(true) }, 'Reload'));
 
       // toolbar
       el.find = h('input', { type: 'search', class: 'find', placeholder: 'Find span (name, id, service)…', 'aria-label': 'Find span', testid: 'span-find',
@@ -1105,7 +1129,7 @@
       el.zoomReset = h('button', { type: 'button', class: 'btn', hidden: true, onclick: () => setZoom(m.t0, m.t1) }, 'Reset zoom');
       const toolbar = h('div', { class: 'wf-toolbar', role: 'toolbar', 'aria-label': 'Waterfall tools' },
         h('button', { type: 'button', class: 'btn', onclick: () => { tv.collapsed.clear(); relayout(); } }, 'Expand all'),
-        h('button', { type: 'button', class: 'btn', onclick: () => { collapseToDepth(1); } }, 'Collapse all'),
+        h('button', { type: 'button', class: 'btn', onclick: collapseAll }, 'Collapse all'),
         el.critBtn, el.zoomReset,
         h('span', { class: 'spacer' }),
         el.find, el.findCount);
@@ -1116,6 +1140,8 @@
       el.scroller = h('div', { class: 'wf-scroll', tabindex: '0', role: 'tree', 'aria-label': 'Span waterfall: arrow keys move, Enter opens details, left/right collapse and expand', testid: 'waterfall' }, el.rows);
       el.scroller.addEventListener('scroll', () => scheduleRows(), { passive: true });
       el.scroller.addEventListener('keydown', onWfKey);
+      // no re-render here: a mousedown focuses the scroller before the click lands on its row
+      el.scroller.addEventListener('focus', () => { if (tv.visible[tv.focus] && document.getElementById('wf-row-' + tv.focus)) el.scroller.setAttribute('aria-activedescendant', 'wf-row-' + tv.focus); });
       el.rows.addEventListener('click', onRowClick);
       el.detail = h('aside', { class: 'span-detail', testid: 'span-detail', 'aria-label': 'Span detail', tabindex: '-1', hidden: true });
       const wf = h('section', { class: 'waterfall card', 'aria-label': 'Waterfall' },
@@ -1153,14 +1179,12 @@
       renderRuler();
       renderRows();
     }
-    function collapseToDepth(d) {
-      tv.collapsed.clear();
-      for (const n of tv.model.dfs) if (n.depth >= d - 1 && n.children.length && n.depth < d) tv.collapsed.add(n.id);
-      // keep the root's children visible: collapse everything at depth >= 1 with children
+    // Collapse every span below the root level that has children.
+    function collapseAll() {
       tv.collapsed.clear();
       for (const n of tv.model.dfs) if (n.depth >= 1 && n.children.length) tv.collapsed.add(n.id);
-      const f = tv.visible[tv.focus];
-      let k = f; while (k && k.parent && k.depth > 1) k = k.parent;
+      let k = tv.visible[tv.focus];
+      while (k && k.parent && k.depth > 1) k = k.parent;
       relayout(k);
     }
     let rafPending = false;
@@ -1212,7 +1236,7 @@
       if (tv.matchSet.has(n)) cls.push('match');
       if (n.status === 'error') cls.push('is-error');
       const badges = [h('span', { class: 'badge kind', title: 'span kind' }, n.kind)];
-      if (n.status === 'error') badges.push(h('span', { class: 'badge status-error' }, 'error'));
+      if (n.status === 'error' && !n.incomplete) badges.push(h('span', { class: 'badge status-error' }, 'error'));
       if (n.incomplete) badges.push(h('span', { class: 'badge incomplete', title: String(s.status_message ?? 'closed by the collector') }, 'INCOMPLETE'));
       if (n.open) badges.push(h('span', { class: 'badge open', title: 'span has not ended' }, 'OPEN'));
       if (n.orphan) badges.push(h('span', { class: 'badge orphan', title: 'parent ' + (n.pid ?? '?') + ' is not in the trace' }, 'ORPHAN'));
@@ -1224,7 +1248,7 @@
           : h('span', { class: 'twisty-spacer', 'aria-hidden': 'true' }),
         h('span', { class: 'svc', style: { background: colorFor(s.service || n.name) }, title: 'service: ' + (s.service ?? '—'), 'aria-hidden': 'true' }),
         h('span', { class: 'wf-name', title: n.name }, n.name),
-        badges);
+        h('span', { class: 'wf-badges' }, badges));
       const end = n.end ?? tv.model.t1;
       const l = pct(n.start), rgt = pct(end);
       const cl = Math.max(-1, Math.min(101, l)), cr = Math.max(-1, Math.min(101, rgt));
@@ -1234,8 +1258,11 @@
       const bar = h('div', { class: barCls.join(' '), style: { left: cl + '%', width: Math.max(0, cr - cl) + '%' } });
       const durMs = n.open ? null : (s.duration_ms ?? (n.end - n.start));
       const durText = n.open ? 'open · ' + fmtDur(end - n.start) + '+' : fmtDur(durMs);
-      const lblRight = cr < 78;
-      const durLbl = h('span', { class: 'bar-label', style: lblRight ? { left: 'calc(' + Math.max(0, cr) + '% + 4px)' } : { right: 'calc(' + Math.max(0, 100 - cl) + '% + 4px)' } }, durText);
+      let durLbl;
+      if (rgt < 0) durLbl = h('span', { class: 'bar-label off', style: { left: '4px' }, title: 'before the zoomed range' }, '◂ ' + durText);
+      else if (l > 100) durLbl = h('span', { class: 'bar-label off', style: { right: '4px' }, title: 'after the zoomed range' }, durText + ' ▸');
+      else if (cr < 78) durLbl = h('span', { class: 'bar-label', style: { left: 'calc(' + Math.max(0, cr) + '% + 4px)' } }, durText);
+      else durLbl = h('span', { class: 'bar-label', style: { right: 'calc(' + Math.max(0, 100 - cl) + '% + 4px)' } }, durText);
       const tl = [bar];
       if (crit) {
         for (const [a, b] of tv.crit.get(n.id)) {
@@ -1267,12 +1294,12 @@
     function renderRuler() {
       clear(el.ruler);
       const span = tv.ve - tv.vs;
-      const step = niceStep(span, 5);
+      const step = niceStep(span, Math.max(2, Math.min(6, Math.floor((el.ruler.clientWidth || 600) / 110))));
       const base = tv.model.t0;
       const firstTick = Math.ceil((tv.vs - base) / step) * step;
       for (let v = firstTick; base + v <= tv.ve + 1e-9; v += step) {
         const p = pct(base + v);
-        el.ruler.appendChild(h('span', { class: 'tick', style: { left: p + '%' } }, fmtDur(v)));
+        el.ruler.appendChild(h('span', { class: 'tick' + (p > 82 ? ' tick-end' : ''), style: p > 82 ? { right: (100 - p) + '%' } : { left: p + '%' } }, fmtDur(v)));
       }
       el.ruler.appendChild(el.sel = h('div', { class: 'ruler-sel', hidden: true }));
       el.zoomReset.hidden = !(tv.vs > tv.model.t0 || tv.ve < tv.model.t1);
@@ -1411,7 +1438,6 @@
       }
       e.preventDefault();
     }
-    el.focusRefresh = () => renderRows();
 
     // ----- detail panel
     function renderDetail() {
@@ -1462,8 +1488,8 @@
         h('h3', null, 'Attributes ', h('span', { class: 'muted' }, '(' + keys.length + ')')),
         keys.length ? h('table', { class: 'data attrs', 'aria-label': 'Span attributes' },
           h('tbody', null, keys.map((k) => h('tr', { testid: 'span-attr', dataset: { key: k } },
-            h('th', { scope: 'row', class: 'mono' }, k),
-            h('td', { class: 'mono attr-val' + (typeof attrs[k] === 'object' && attrs[k] !== null ? ' pre' : '') }, fmtValue(attrs[k]))))))
+            h('th', { scope: 'row', class: 'mono' }, breakable(k)),
+            h('td', { class: 'mono attr-val' + (typeof attrs[k] === 'object' && attrs[k] !== null ? ' pre' : '') }, attrValue(attrs[k]))))))
           : h('p', { class: 'muted' }, 'No attributes.'),
         h('h3', null, 'Events ', h('span', { class: 'muted' }, '(' + events.length + ')')),
         events.length ? h('ol', { class: 'events' }, events.map((ev) => {
@@ -1610,6 +1636,22 @@
     };
   }
 
+  // An attribute value; http(s) URLs (pr_url, repo_url) become links.
+  function attrValue(v) {
+    if (typeof v === 'string' && /^https?:\/\/\S+$/i.test(v)) {
+      try {
+        const u = new URL(v);
+        if (u.protocol === 'http:' || u.protocol === 'https:') return h('a', { href: u.href, target: '_blank', rel: 'noopener noreferrer' }, v);
+      } catch (e) { /* not a URL: plain text */ }
+    }
+    return fmtValue(v);
+  }
+  // A dotted attribute key with line-break opportunities after . and _
+  function breakable(k) {
+    const out = [];
+    for (const part of String(k).split(/(?<=[._/])/)) { if (out.length) out.push(h('wbr')); out.push(part); }
+    return out;
+  }
   function copyButton(text, label) {
     return h('button', { type: 'button', class: 'btn btn-ghost icon-btn copy', 'aria-label': label, title: label, onclick: async (e) => {
       const b = e.currentTarget;
@@ -1764,23 +1806,20 @@
     };
   }
   function attemptsTimeline(traces, first, last, outcome) {
-    const W = 1000, rowH = 16, H = traces.length * rowH + 24;
     const span = Math.max(1, last - first);
-    const X = (v) => 110 + ((v - first) / span) * (W - 130);
-    const g = [];
-    traces.forEach((t, i) => {
-      const s = parseTs(t.start_time), e = parseTs(t.end_time) ?? last;
-      const y = 6 + i * rowH;
+    const P = (v) => ((v - first) / span) * 100;
+    const rows = traces.map((t, i) => {
+      const s = parseTs(t.start_time) ?? first, e = parseTs(t.end_time) ?? last;
       const o = outcome(t);
-      const a = svg('a', { href: traceHref(t.trace_id, t.tenant_id), 'aria-label': 'Attempt ' + (i + 1) + ', ' + o },
-        svg('text', { x: 4, y: y + 11, class: 'tick', text: '#' + (i + 1) + ' ' + fmtTime(s, false).slice(0, 8) }),
-        svg('rect', { x: X(s), y, width: Math.max(2, X(e) - X(s)), height: rowH - 5, rx: 2, class: 'att att-' + o },
-          svg('title', { text: '#' + (i + 1) + ' · ' + o + ' · ' + fmtDur(t.duration_ms) + ' · ' + fmtTime(s) })));
-      g.push(a);
+      const l = P(s), w = Math.max(0.4, P(e) - l);
+      return h('div', { class: 'att-row' },
+        h('span', { class: 'att-label mono' }, '#' + (i + 1) + ' ' + fmtTime(s, false).slice(0, 8)),
+        h('div', { class: 'att-track' },
+          h('a', { class: 'att-bar att-' + o, href: traceHref(t.trace_id, t.tenant_id), tabindex: '-1', style: { left: l + '%', width: w + '%' },
+            title: '#' + (i + 1) + ' · ' + o + ' · ' + fmtDur(t.duration_ms) + ' · ' + fmtTime(s) })));
     });
-    g.push(svg('text', { x: 110, y: H - 4, class: 'tick', text: fmtTime(first) }));
-    g.push(svg('text', { x: W - 20, y: H - 4, class: 'tick', 'text-anchor': 'end', text: '+' + fmtDur(span) }));
-    return svg('svg', { class: 'attempts', viewBox: '0 0 ' + W + ' ' + H, width: '100%', height: H, preserveAspectRatio: 'none', role: 'img', 'aria-label': 'Attempts of the ticket on a time line' }, g);
+    return h('div', { class: 'attempts', 'aria-hidden': 'true' }, rows,
+      h('div', { class: 'att-row att-axis' }, h('span'), h('div', { class: 'att-axis-labels' }, h('span', null, fmtTime(first)), h('span', null, '+' + fmtDur(span)))));
   }
 
   // ---------------------------------------------------------------- compare view
@@ -1840,8 +1879,7 @@
       function card(label, doc, m, id, tenant) {
         const t = doc.trace || {};
         const llmCost = m.nodes.filter((n) => n.llm).reduce((s, n) => s + (numAttr(n.s, LLM_KEYS.cost) || 0), 0);
-        const inc = m.nodes.some((n) => n.incomplete);
-        const o = inc ? 'incomplete' : (t.error_count > 0 ? 'error' : 'ok');
+        const o = m.nodes.some((n) => n.incomplete) ? 'incomplete' : (t.error_count > 0 ? 'error' : m.nodes.some((n) => n.open) ? 'running' : 'ok');
         return h('section', { class: 'card cmp-card', 'aria-label': 'Trace ' + label },
           h('h2', null, label + ' ', h('a', { href: traceHref(id, t.tenant_id || tenant), class: 'mono' }, shortId(id)), ' ', outcomeBadge(o)),
           h('dl', { class: 'meta' },
@@ -1870,7 +1908,7 @@
       const nDiff = rowsData.filter((d) => d.diff).length;
       clear(body);
       append(body, h('div', { class: 'cmp-cards' }, card('A', A, ma, a, ta), card('B', B, mb, b, tb)),
-        h('section', { class: 'card' },
+        h('section', { class: 'card panel' },
           h('div', { class: 'panel-head' }, h('h2', null, 'Spans by name ', h('span', { class: 'muted' }, '(' + nDiff + ' of ' + rowsData.length + ' differ)')),
             h('div', { class: 'panel-tools' },
               h('span', { class: 'legend' }, h('span', { class: 'swatch diff' }), ' count differs or total duration differs from A by more than 20%'),
@@ -1886,7 +1924,7 @@
   window.swarmscope = Object.freeze({ fmtDur, fmtCost, fmtTime, parseTs, buildModel, criticalPath, parseDurInput, apiTime });
 
   // ---------------------------------------------------------------- boot
-  window.addEventListener('hashchange', route);
+  window.addEventListener('hashchange', () => route());
   async function boot() {
     const key = loadKey();
     if (key == null) { renderSignIn(); return; }

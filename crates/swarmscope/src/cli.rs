@@ -37,11 +37,23 @@ pub(crate) enum Command {
     },
     /// Run the collector, UI, a simulated platform and a fleet of agents.
     Demo(DemoArgs),
+    /// Print the alert rules, their states and the alerts pending or firing.
+    Alerts(AlertsArgs),
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+/// Flags of `alerts`.
+#[derive(Debug, Args)]
+pub(crate) struct AlertsArgs {
+    /// Only alerts of this tenant and those without one (admin keys).
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
 }
 
 /// Flags of `demo`.
@@ -78,6 +90,12 @@ pub(crate) struct DemoArgs {
     /// Print the first N tickets of the seed's script as JSON lines and exit.
     #[arg(long, value_name = "N")]
     pub(crate) plan: Option<u64>,
+    /// Fail often: VM spawns, Claude overloaded and rate-limited errors (to see alerts fire).
+    #[arg(long)]
+    pub(crate) inject_failures: bool,
+    /// A collector config file (alerts and their channels, prices, limits); its keys are kept alongside the demo's.
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
 }
 
 /// Flags of `serve`. Each overrides the config file; environment variables
@@ -235,6 +253,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => crate::serve::run(args).await,
         Command::Demo(args) => crate::demo::run(args).await,
+        Command::Alerts(args) => crate::alerts::print_alerts(args).await,
         Command::Keys {
             command: KeysCommand::Add(args),
         } => crate::keys::add(args),

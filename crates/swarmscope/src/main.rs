@@ -1,6 +1,7 @@
 //! The `swarmscope` binary: the collector (`serve`), key management, terminal
 //! readers for traces, the demo, and benchmarks.
 
+mod alerts;
 mod bench;
 mod cli;
 mod client;

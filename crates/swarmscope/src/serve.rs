@@ -75,6 +75,8 @@ pub(crate) struct Collector {
     pub(crate) addr: SocketAddr,
     /// Its store (for progress figures).
     pub(crate) store: Store,
+    /// The built-in alert engine, when enabled.
+    pub(crate) alerts: Option<std::sync::Arc<swarmscope_alerts::AlertEngine>>,
     /// Whether no keys are configured.
     state_open: bool,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -93,7 +95,9 @@ impl Collector {
         )
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
         let state = AppState::new(store.clone(), config).map_err(|e| UsageError(e.to_string()))?;
+        let state = swarmscope_server::start_alerts(state, &config.alerts);
         let state_open = state.auth.is_open();
+        let alerts = state.alerts.clone();
         if config.incomplete_after_secs > 0 {
             let after = std::time::Duration::from_secs(config.incomplete_after_secs);
             let interval = (after / 10).clamp(
@@ -129,6 +133,7 @@ impl Collector {
         Ok(Collector {
             addr,
             store,
+            alerts,
             state_open,
             stop,
             task,

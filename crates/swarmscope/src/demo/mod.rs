@@ -122,7 +122,9 @@ fn validate(args: &DemoArgs) -> Result<(), UsageError> {
 fn init_logging(buffer: LogBuffer) {
     let stderr_filter = tracing_subscriber::EnvFilter::try_from_env("SWARMSCOPE_LOG")
         .unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new("warn,swarmscope::demo=off,swarmscope_sdk=error")
+            tracing_subscriber::EnvFilter::new(
+                "warn,swarmscope::demo=off,swarmscope_sdk=error,swarmscope_alerts=error",
+            )
         });
     let shipped = tracing_subscriber::filter::Targets::new()
         .with_target("swarmscope::demo", tracing::Level::INFO)
@@ -244,7 +246,10 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let seed = args
         .seed
         .unwrap_or_else(|| rand::rng().random_range(1..1_000_000));
-    let scenario = Scenario::new(seed, args.tenants);
+    let mut scenario = Scenario::new(seed, args.tenants);
+    if args.inject_failures {
+        scenario = scenario.with_injected_failures();
+    }
     if let Some(n) = args.plan {
         let mut out = std::io::stdout().lock();
         for i in 0..n {
@@ -260,15 +265,38 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir.join("spool"))
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let keys = DemoKeys::new(args.admin_key.clone(), &tenants);
-    let mut config = Config {
-        data_dir: data_dir.clone(),
-        incomplete_after_secs: 120,
-        keys: keys.config(),
-        ..Config::default()
+    // A config file may set alerts (channels, overrides), prices, limits.
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| UsageError(e.to_string()))?,
+        None => {
+            let mut c = Config {
+                incomplete_after_secs: 120,
+                ..Config::default()
+            };
+            c.alerts.interval_secs = 5;
+            c
+        }
     };
+    config.data_dir = data_dir.clone();
+    config.keys.extend(keys.config());
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    // The platform's address is known before the collector starts, so the
+    // alert engine can scrape it.
+    let platform_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("the platform cannot listen")?;
+    let platform_addr = platform_listener
+        .local_addr()
+        .context("no platform address")?;
+    config
+        .alerts
+        .scrape
+        .push(swarmscope_alerts::config::ScrapeTarget {
+            url: format!("http://{platform_addr}/metrics"),
+            bearer: Some(keys.metrics.clone()),
+        });
     config.validate().map_err(|e| UsageError(e.to_string()))?;
 
     let logs = LogBuffer::new(200_000);
@@ -298,6 +326,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     platform_config.logs = Some(logs);
     let platform_tracer = Tracer::new(platform_config);
     let server = PlatformServer::start(
+        platform_listener,
         Arc::clone(&platform),
         platform_tracer.clone(),
         keys.metrics.clone(),
@@ -332,19 +361,29 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         )?;
         writeln!(
             out,
+            "  alerts            {collector_url}/api/alerts, or `swarmscope alerts` (every {}s)",
+            config.alerts.interval_secs
+        )?;
+        writeln!(
+            out,
             "  keys              {} (reopen later: swarmscope serve --config {})",
             data_dir.join("demo-keys.json").display(),
             data_dir.join("demo.toml").display()
         )?;
         writeln!(
             out,
-            "  fleet             {} agents, {} tenants, {}x speed, seed {seed}{}",
+            "  fleet             {} agents, {} tenants, {}x speed, seed {seed}{}{}",
             args.agents,
             args.tenants,
             args.speed,
             args.tickets
                 .map(|n| format!(", {n} tickets"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if args.inject_failures {
+                ", failures injected"
+            } else {
+                ""
+            }
         )?;
         out.flush()?;
     }
@@ -405,6 +444,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let reporter = tokio::spawn(progress::report(
         Arc::clone(&progress),
         collector.store.clone(),
+        collector.alerts.clone(),
         stop_rx.clone(),
     ));
 

@@ -193,11 +193,35 @@ fn lognormal(rng: &mut StdRng, median: f64, sigma: f64) -> f64 {
     median * (sigma * z).exp()
 }
 
+/// Failure probabilities.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Rates {
+    spawn_failure: f64,
+    overloaded: f64,
+    rate_limited: f64,
+}
+
+impl Rates {
+    const REALISTIC: Rates = Rates {
+        spawn_failure: 0.02,
+        overloaded: 0.035,
+        rate_limited: 0.02,
+    };
+    /// `--inject-failures`: enough to trip the error-rate, spawn-failure and
+    /// Claude-error alerts within a minute.
+    const INJECTED: Rates = Rates {
+        spawn_failure: 0.5,
+        overloaded: 0.15,
+        rate_limited: 0.08,
+    };
+}
+
 /// The script of a demo run: tenants and tickets, all from one seed.
 #[derive(Debug, Clone)]
 pub(crate) struct Scenario {
     seed: u64,
     tenants: Vec<(&'static str, &'static str, u32)>,
+    rates: Rates,
 }
 
 impl Scenario {
@@ -206,7 +230,14 @@ impl Scenario {
         Scenario {
             seed,
             tenants: TENANTS[..tenants.clamp(1, TENANTS.len())].to_vec(),
+            rates: Rates::REALISTIC,
         }
+    }
+
+    /// The same tenants with failures injected at high rates.
+    pub(crate) fn with_injected_failures(mut self) -> Scenario {
+        self.rates = Rates::INJECTED;
+        self
     }
 
     /// Tenant names, largest first.
@@ -296,7 +327,7 @@ impl Scenario {
             rng.random_range(100.0..300.0)
         };
         let mut spawn_failures = 0;
-        while spawn_failures < 2 && rng.random_bool(0.02) {
+        while spawn_failures < 3 && rng.random_bool(self.rates.spawn_failure) {
             spawn_failures += 1;
         }
         let model = pick(rng, &MODELS);
@@ -329,9 +360,9 @@ impl Scenario {
             let mut errors = Vec::new();
             while errors.len() < MAX_LLM_ATTEMPTS {
                 let roll: f64 = rng.random();
-                if roll < 0.035 {
+                if roll < self.rates.overloaded {
                     errors.push(LlmError::Overloaded);
-                } else if roll < 0.055 {
+                } else if roll < self.rates.overloaded + self.rates.rate_limited {
                     errors.push(LlmError::RateLimited);
                 } else {
                     break;

@@ -567,9 +567,10 @@ pub(crate) struct PlatformServer {
 }
 
 impl PlatformServer {
-    /// Serves `platform` on 127.0.0.1 with `tracer` for its spans; `/metrics`
-    /// takes `metrics_key`.
+    /// Serves `platform` on `listener` with `tracer` for its spans;
+    /// `/metrics` takes `metrics_key`.
     pub(crate) async fn start(
+        listener: tokio::net::TcpListener,
         platform: Arc<Platform>,
         tracer: Tracer,
         metrics_key: String,
@@ -591,9 +592,6 @@ impl PlatformServer {
                     .route("/metrics", get(metrics_handler))
                     .with_state(endpoint),
             );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("the platform cannot listen")?;
         let addr = listener.local_addr().context("no local address")?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {

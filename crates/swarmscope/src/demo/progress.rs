@@ -97,10 +97,10 @@ impl Progress {
 }
 
 /// One progress line.
-pub(crate) fn line(s: &Snapshot, elapsed: Duration, spans_per_s: f64) -> String {
+pub(crate) fn line(s: &Snapshot, elapsed: Duration, spans_per_s: f64, firing: usize) -> String {
     let secs = elapsed.as_secs();
     format!(
-        "{:02}:{:02}  tickets {} done, {} failed, {} killed  queue {}  VMs {}  {:.0} spans/s  LLM {} calls, {} errors, ${:.2}",
+        "{:02}:{:02}  tickets {} done, {} failed, {} killed  queue {}  VMs {}  {:.0} spans/s  LLM {} calls, {} errors, ${:.2}  alerts firing {firing}",
         secs / 60,
         secs % 60,
         s.completed,
@@ -120,6 +120,7 @@ pub(crate) fn line(s: &Snapshot, elapsed: Duration, spans_per_s: f64) -> String 
 pub(crate) async fn report(
     progress: std::sync::Arc<Progress>,
     store: Store,
+    alerts: Option<std::sync::Arc<swarmscope_alerts::AlertEngine>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let tty = std::io::stdout().is_terminal();
@@ -138,7 +139,13 @@ pub(crate) async fn report(
         let committed = store.writer().stats().spans_committed;
         let rate = (committed - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-3);
         last = (Instant::now(), committed);
-        let text = line(&progress.snapshot(), start.elapsed(), rate);
+        let firing = alerts.as_ref().map_or(0, |a| {
+            a.active(None)
+                .iter()
+                .filter(|x| x.state == swarmscope_alerts::AlertStatus::Firing)
+                .count()
+        });
+        let text = line(&progress.snapshot(), start.elapsed(), rate, firing);
         let mut out = std::io::stdout().lock();
         let _ = if tty {
             write!(out, "\r\x1b[2K{text}")
