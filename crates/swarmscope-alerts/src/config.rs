@@ -234,6 +234,10 @@ mod tests {
             }],
             ..AlertsConfig::default()
         };
-        assert!(bad.validate().expect_err("a typo").0.contains("HighErorRate"));
+        assert!(bad
+            .validate()
+            .expect_err("a typo")
+            .0
+            .contains("HighErorRate"));
     }
 }

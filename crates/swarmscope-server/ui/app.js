@@ -1161,6 +1161,7 @@
     // ----- layout of visible rows
     function relayout(keepNode) {
       const m = tv.model;
+      const prev = keepNode || tv.visible[tv.focus];
       const vis = [];
       for (let i = 0; i < m.dfs.length;) {
         const n = m.dfs[i];
@@ -1172,7 +1173,10 @@
         } else i++;
       }
       tv.visible = vis;
-      if (keepNode && keepNode.vi >= 0) tv.focus = keepNode.vi;
+      // keep the cursor on the same span, or on its nearest visible ancestor
+      let k = prev;
+      while (k && k.vi < 0) k = k.parent;
+      if (k) tv.focus = k.vi;
       tv.focus = Math.max(0, Math.min(tv.focus, vis.length - 1));
       el.rows.style.height = vis.length * ROW_H + 'px';
       el.scroller.style.setProperty('--rows-h', Math.max(ROW_H * 3, vis.length * ROW_H) + 'px');

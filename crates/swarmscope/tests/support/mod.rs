@@ -445,3 +445,151 @@ impl Drop for Demo {
         }
     }
 }
+
+/// A real Prometheus (Debian's package) on a free loopback port, killed on drop.
+pub struct Prometheus {
+    child: Option<Child>,
+    pub base: String,
+    _tmp: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Starts `prometheus` scraping `targets` (job name, `host:port`) every
+    /// second with `bearer`, evaluating `rules` (YAML text, may be empty)
+    /// every second; waits until it is ready.
+    #[track_caller]
+    pub fn start(targets: &[(&str, &str)], bearer: &str, rules: &str) -> Prometheus {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        std::fs::write(dir.join("key"), bearer).expect("key file");
+        let mut config =
+            String::from("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n");
+        if !rules.is_empty() {
+            std::fs::write(dir.join("rules.yml"), rules).expect("rules");
+            config.push_str(&format!(
+                "rule_files:\n  - {}\n",
+                dir.join("rules.yml").display()
+            ));
+        }
+        config.push_str("scrape_configs:\n");
+        for (job, target) in targets {
+            config.push_str(&format!(
+                "  - job_name: {job}\n    authorization:\n      credentials_file: {}\n    static_configs:\n      - targets: ['{target}']\n",
+                dir.join("key").display()
+            ));
+        }
+        std::fs::write(dir.join("prometheus.yml"), config).expect("config");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
+        let child = Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("prometheus is installed (scripts/test installs it)");
+        let base = format!("http://127.0.0.1:{port}");
+        let p = Prometheus {
+            child: Some(child),
+            base,
+            _tmp: tmp,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = http_ok(&format!("127.0.0.1:{port}"), "/-/ready");
+            if ready {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus not ready: {}",
+                std::fs::read_to_string(p._tmp.path().join("prometheus.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        p
+    }
+
+    /// Runs an instant query: Ok(result array) or Err(the error text).
+    pub async fn query(&self, expr: &str) -> Result<Vec<Value>, String> {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/api/v1/query", self.base))
+            .query(&[("query", expr)])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let body: Value = resp.json().await.map_err(|e| e.to_string())?;
+        if body["status"] != "success" {
+            return Err(body["error"].as_str().unwrap_or("query failed").to_owned());
+        }
+        Ok(body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Alerts Prometheus has firing: (alertname, severity).
+    pub async fn firing(&self) -> Vec<(String, String)> {
+        let body: Value = match reqwest::get(format!("{}/api/v1/alerts", self.base)).await {
+            Ok(r) => r.json().await.unwrap_or(Value::Null),
+            Err(_) => return Vec::new(),
+        };
+        let mut out: Vec<(String, String)> = body["data"]["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["state"] == "firing")
+            .map(|a| {
+                (
+                    a["labels"]["alertname"].as_str().unwrap_or("").to_owned(),
+                    a["labels"]["severity"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `host:port` of a URL like `http://127.0.0.1:9000/metrics`.
+pub fn host_port(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// A plain HTTP/1.0 GET over a socket: whether the answer is 200.
+pub fn http_ok(addr: &str, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 16];
+    stream.read_exact(&mut head).is_ok() && head[9..12] == *b"200"
+}
