@@ -517,12 +517,14 @@
         return;
       }
       const ordered = firing.concat(pending);
+      const tenantOf = (a) => a.tenant_id ?? (a.labels && typeof a.labels === 'object' && !Array.isArray(a.labels) ? a.labels.tenant_id : null);
       strip.appendChild(h('span', { class: 'alert-count' }, firing.length ? firing.length + ' firing' : '', firing.length && pending.length ? ', ' : '', pending.length ? pending.length + ' pending' : ''));
       for (const a of ordered) {
-        strip.appendChild(h('span', { class: 'alert-chip ' + a.state, title: [a.name, a.severity, a.state, a.tenant_id, a.summary].filter(Boolean).join(' · ') },
+        const tenant = tenantOf(a);
+        strip.appendChild(h('span', { class: 'alert-chip ' + a.state, testid: 'alert-chip', title: [a.name, a.severity, a.state, tenant, a.summary].filter((x) => x != null && x !== '').join(' · ') },
           h('b', null, a.state === 'firing' ? 'FIRING' : 'PENDING'), ' ', String(a.name ?? 'alert'),
           a.severity ? h('span', { class: 'sev' }, ' ' + a.severity) : null,
-          a.tenant_id ? h('span', { class: 'tenant' }, ' · ' + a.tenant_id) : null,
+          tenant != null ? h('span', { class: 'tenant' }, ' · ' + tenant) : null,
           a.summary ? h('span', { class: 'summary' }, ' — ' + a.summary) : null));
       }
     }
