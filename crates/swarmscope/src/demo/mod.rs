@@ -197,6 +197,25 @@ fn write_key_files(dir: &Path, keys: &DemoKeys, config: &Config, ui: &str) -> an
     Ok(())
 }
 
+/// At `--speed` 60 a demo minute holds an hour of fleet work, so rules that
+/// count events in a window (spawn failures, Claude errors, LLM spend) would
+/// fire on a healthy fleet: their thresholds are multiplied by the speed.
+/// Ratios, latencies and gauges are not rates of time and stay as they are.
+fn scaled_event_thresholds(speed: f64) -> Vec<swarmscope_alerts::config::RuleOverride> {
+    swarmscope_alerts::default_rules()
+        .into_iter()
+        .filter(|r| ["VMSpawnFailure", "ClaudeAPIErrors", "LLMCostBudget"].contains(&r.name.as_str()))
+        .map(|r| swarmscope_alerts::config::RuleOverride {
+            name: r.name,
+            severity: None,
+            threshold: Some(r.threshold * speed),
+            for_secs: None,
+            window_secs: None,
+            enabled: None,
+        })
+        .collect()
+}
+
 /// Feeds tickets to the platform: an initial batch that keeps every agent
 /// busy, then arrivals at about 85% of the fleet's capacity with a burst
 /// every minute that builds a queue. Stops after `limit` tickets if given.
@@ -274,6 +293,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 ..Config::default()
             };
             c.alerts.interval_secs = 5;
+            c.alerts.rules = scaled_event_thresholds(args.speed);
             c
         }
     };
@@ -361,8 +381,13 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         )?;
         writeln!(
             out,
-            "  alerts            {collector_url}/api/alerts, or `swarmscope alerts` (every {}s)",
-            config.alerts.interval_secs
+            "  alerts            {collector_url}/api/alerts, or `swarmscope alerts` (every {}s{})",
+            config.alerts.interval_secs,
+            if args.config.is_none() {
+                "; event-count thresholds × speed"
+            } else {
+                ""
+            }
         )?;
         writeln!(
             out,
