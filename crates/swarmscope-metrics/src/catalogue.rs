@@ -321,6 +321,16 @@ pub struct CollectorHealth {
     pub writer_commit_seconds: Counter<f64, AtomicU64>,
     /// `swarmscope_database_bytes`: bytes in use by the database file.
     pub database_bytes: Gauge,
+    /// `swarmscope_pruned_rows_total` by kind (`traces`, `spans`, `logs`):
+    /// rows deleted by retention.
+    pub pruned_rows: Family<KindLabels, Counter>,
+}
+
+/// `kind`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// What was counted.
+    pub kind: String,
 }
 
 impl CollectorHealth {
@@ -380,6 +390,11 @@ impl CollectorHealth {
             "swarmscope_database_bytes",
             "Bytes in use by the database file",
             self.database_bytes.clone(),
+        );
+        registry.register(
+            "swarmscope_pruned_rows",
+            "Rows deleted by retention",
+            self.pruned_rows.clone(),
         );
     }
 }

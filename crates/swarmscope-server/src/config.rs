@@ -111,6 +111,9 @@ pub struct Config {
     /// The built-in alert engine: rules, channels, what else to scrape.
     #[serde(default)]
     pub alerts: swarmscope_alerts::AlertsConfig,
+    /// How long spans and logs are kept, and the database size cap.
+    #[serde(default)]
+    pub retention: crate::retention::RetentionConfig,
 }
 
 fn default_listen() -> SocketAddr {
@@ -148,6 +151,7 @@ impl Default for Config {
             prices: Vec::new(),
             keys: Vec::new(),
             alerts: swarmscope_alerts::AlertsConfig::default(),
+            retention: crate::retention::RetentionConfig::default(),
         }
     }
 }
@@ -201,6 +205,9 @@ impl Config {
         }
         if let Err(e) = self.alerts.validate() {
             return invalid(e.to_string());
+        }
+        if let Err(e) = self.retention.validate() {
+            return invalid(e);
         }
         for (i, p) in self.prices.iter().enumerate() {
             let prices = [p.input, p.output, p.cache_read, p.cache_write];

@@ -17,6 +17,7 @@ pub mod incomplete;
 mod ingest;
 mod live;
 mod query;
+pub mod retention;
 mod scrape;
 pub mod span_metrics;
 mod ui;

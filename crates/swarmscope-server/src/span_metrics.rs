@@ -95,6 +95,18 @@ impl CollectorMetrics {
             .inc();
     }
 
+    /// Counts rows deleted by retention.
+    pub fn pruned(&self, traces: u64, spans: u64, logs: u64) {
+        for (kind, n) in [("traces", traces), ("spans", spans), ("logs", logs)] {
+            self.health
+                .pruned_rows
+                .get_or_create(&swarmscope_metrics::catalogue::KindLabels {
+                    kind: kind.to_owned(),
+                })
+                .inc_by(n);
+        }
+    }
+
     /// Records how full the data directory's filesystem is.
     pub fn set_disk_usage(&self, data_dir: &std::path::Path) {
         if let Some(ratio) = crate::disk::usage_ratio(data_dir) {

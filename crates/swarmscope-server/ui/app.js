@@ -544,7 +544,7 @@
     { key: 'status', testid: 'filter-status', label: 'Status', options: [['', 'any'], ['ok', 'ok'], ['error', 'error']] },
     { key: 'name', testid: 'filter-name', label: 'Span name', ph: 'llm.generate', list: 'span-names' },
     { key: 'min_duration_ms', testid: 'filter-min-duration', label: 'Min duration (ms)', ph: '5000 or 5s' },
-    { key: 'since', testid: 'filter-since', label: 'Since', ph: '15m, 2h, 7d, RFC 3339' },
+    { key: 'since', testid: 'filter-since', label: 'Since', ph: '2h, 7d, RFC 3339' },
     { key: 'until', testid: 'filter-until', label: 'Until', ph: 'age or RFC 3339' },
     { key: 'attr', testid: 'filter-attr', label: 'Attribute', ph: 'key=value' },
   ];
@@ -1147,7 +1147,7 @@
       el.rows.addEventListener('click', onRowClick);
       el.detail = h('aside', { class: 'span-detail', testid: 'span-detail', 'aria-label': 'Span detail', tabindex: '-1', hidden: true });
       const wf = h('section', { class: 'waterfall card', 'aria-label': 'Waterfall' },
-        h('div', { class: 'wf-head' }, h('div', { class: 'wf-head-label' }, 'Span'), el.ruler), el.scroller);
+        el.head = h('div', { class: 'wf-head' }, h('div', { class: 'wf-head-label' }, 'Span'), el.ruler), el.scroller);
       el.mainGrid = h('div', { class: 'trace-main' }, wf, el.detail);
 
       // panels
@@ -1247,8 +1247,7 @@
       if (n.open) badges.push(h('span', { class: 'badge open', title: 'span has not ended' }, 'OPEN'));
       if (n.orphan) badges.push(h('span', { class: 'badge orphan', title: 'parent ' + (n.pid ?? '?') + ' is not in the trace' }, 'ORPHAN'));
       if (collapsed) badges.push(h('span', { class: 'badge hidden-count', title: (n.size - 1) + ' hidden spans' }, '+' + (n.size - 1) + (n.subErr && n.status !== 'error' ? ' ⚠' : '')));
-      const indent = Math.min(n.depth, 40) * 14;
-      const label = h('div', { class: 'wf-label', style: { paddingLeft: 6 + indent + 'px' } },
+      const label = h('div', { class: 'wf-label', style: { paddingLeft: 'calc(6px + ' + Math.min(n.depth, 40) + ' * var(--indent, 14px))' } },
         hasKids
           ? h('button', { type: 'button', class: 'twisty', tabindex: '-1', 'aria-label': (collapsed ? 'Expand ' : 'Collapse ') + n.name, dataset: { toggle: '1' } }, collapsed ? '▸' : '▾')
           : h('span', { class: 'twisty-spacer', 'aria-hidden': 'true' }),
@@ -1268,7 +1267,9 @@
       if (rgt < 0) durLbl = h('span', { class: 'bar-label off', style: { left: '4px' }, title: 'before the zoomed range' }, '◂ ' + durText);
       else if (l > 100) durLbl = h('span', { class: 'bar-label off', style: { right: '4px' }, title: 'after the zoomed range' }, durText + ' ▸');
       else if (cr < 78) durLbl = h('span', { class: 'bar-label', style: { left: 'calc(' + Math.max(0, cr) + '% + 4px)' } }, durText);
-      else durLbl = h('span', { class: 'bar-label', style: { right: 'calc(' + Math.max(0, 100 - cl) + '% + 4px)' } }, durText);
+      else if (cl >= 20) durLbl = h('span', { class: 'bar-label', style: { right: 'calc(' + Math.max(0, 100 - cl) + '% + 4px)' } }, durText);
+      // a bar spanning (almost) the whole range: no room on either side, label inside it
+      else durLbl = h('span', { class: 'bar-label inside', style: { right: 'calc(' + Math.max(0, 100 - cr) + '% + 6px)' } }, durText);
       const tl = [bar];
       if (crit) {
         for (const [a, b] of tv.crit.get(n.id)) {
@@ -1299,13 +1300,17 @@
     // ----- ruler + zoom
     function renderRuler() {
       clear(el.ruler);
+      // keep the ruler over the rows: the rows lose the scrollbar's width
+      el.head.style.paddingRight = Math.max(0, el.scroller.offsetWidth - el.scroller.clientWidth) + 'px';
+      const rw = el.ruler.clientWidth || 600;
       const span = tv.ve - tv.vs;
-      const step = niceStep(span, Math.max(2, Math.min(6, Math.floor((el.ruler.clientWidth || 600) / 110))));
+      const step = niceStep(span, Math.max(2, Math.min(6, Math.floor(rw / 110))));
       const base = tv.model.t0;
       const firstTick = Math.ceil((tv.vs - base) / step) * step;
       for (let v = firstTick; base + v <= tv.ve + 1e-9; v += step) {
         const p = pct(base + v);
-        el.ruler.appendChild(h('span', { class: 'tick' + (p > 82 ? ' tick-end' : ''), style: p > 82 ? { right: (100 - p) + '%' } : { left: p + '%' } }, fmtDur(v)));
+        const end = p > 82 || (p / 100) * rw + 48 > rw; // a label that would not fit ends at its tick
+        el.ruler.appendChild(h('span', { class: 'tick' + (end ? ' tick-end' : ''), style: end ? { right: (100 - p) + '%' } : { left: p + '%' } }, fmtDur(v)));
       }
       el.ruler.appendChild(el.sel = h('div', { class: 'ruler-sel', hidden: true }));
       el.zoomReset.hidden = !(tv.vs > tv.model.t0 || tv.ve < tv.model.t1);
@@ -1336,7 +1341,14 @@
         const a = toT(Math.min(x0, e.clientX)), b = toT(Math.max(x0, e.clientX));
         setZoom(a, b);
       }
-      tv.cleanupRuler = () => { window.removeEventListener('mousemove', onMove); window.removeEventListener('mouseup', onUp); };
+      // the tick count depends on the ruler's width: redo the ticks when it changes
+      let rulerW = el.ruler.clientWidth;
+      const ro = typeof ResizeObserver === 'function' ? new ResizeObserver(() => {
+        const w = el.ruler.clientWidth;
+        if (w !== rulerW) { rulerW = w; renderRuler(); }
+      }) : null;
+      if (ro) ro.observe(el.ruler);
+      tv.cleanupRuler = () => { window.removeEventListener('mousemove', onMove); window.removeEventListener('mouseup', onUp); if (ro) ro.disconnect(); };
     }
 
     // ----- find

@@ -18,7 +18,9 @@ pub use query::{
     TraceSummary, TRACE_LOG_LIMIT, TRACE_SPAN_LIMIT,
 };
 pub use reader::{Reader, StoreStats};
-pub use writer::{CloseScope, WriteOutcome, Writer, WriterConfig, WriterStats};
+pub use writer::{
+    CloseScope, PruneOutcome, PruneScope, WriteOutcome, Writer, WriterConfig, WriterStats,
+};
 
 use std::path::{Path, PathBuf};
 

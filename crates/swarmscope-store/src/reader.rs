@@ -332,6 +332,20 @@ impl Reader {
         self.with_conn(|conn| query_logs(conn, filter))
     }
 
+    /// When the `n`-th least recently written trace (from 0) was last written
+    /// to, Unix ns: the cutoff that prunes `n` traces when the database is
+    /// over its cap.
+    pub fn nth_oldest_update(&self, n: usize) -> Result<Option<i64>, StoreError> {
+        self.with_conn(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT updated_ns FROM traces ORDER BY updated_ns LIMIT 1 OFFSET ?1",
+                )?
+                .query_row([n as i64], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
     /// Counts and sizes, for `/api/stats` and benchmarks.
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         let wal_path = {

@@ -56,6 +56,28 @@ pub struct WriteOutcome {
     /// Positions, in the request, of the spans this write stored or completed
     /// (not the duplicates): what span-derived metrics may count.
     pub stored: Vec<usize>,
+    /// What a prune removed.
+    pub pruned: PruneOutcome,
+}
+
+/// Whose data [`Writer::prune`] removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PruneScope {
+    /// One tenant's.
+    Tenant(String),
+    /// Every tenant's except these (which have retention of their own).
+    AllExcept(Vec<String>),
+}
+
+/// Rows a prune deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneOutcome {
+    /// Traces (summary rows).
+    pub traces: u64,
+    /// Their spans.
+    pub spans: u64,
+    /// Log lines.
+    pub logs: u64,
 }
 
 /// Which open spans [`Writer::close_open_spans`] closes.
@@ -92,6 +114,11 @@ enum Work {
     Spans(Vec<Span>),
     Logs(Vec<LogRecord>),
     Close(CloseScope, i64),
+    Prune {
+        scope: PruneScope,
+        before_ns: i64,
+        max_traces: usize,
+    },
 }
 
 impl Work {
@@ -100,7 +127,7 @@ impl Work {
         match self {
             Work::Spans(s) => s.len(),
             Work::Logs(l) => l.len(),
-            Work::Close(..) => 1,
+            Work::Close(..) | Work::Prune { .. } => 1,
         }
     }
 }
@@ -182,6 +209,27 @@ impl Writer {
         self.submit(Work::Close(scope, now_ns)).await
     }
 
+    /// Deletes up to `max_traces` whole traces of `scope` last written to
+    /// before `before_ns` (ingest time, oldest first) with their spans, and
+    /// up to 20 times as many log lines timestamped before it, in one small
+    /// transaction; then frees up to 2,000 pages (incremental vacuum). Call
+    /// it repeatedly until it removes less than asked: each call holds the
+    /// writer for only a few milliseconds, so ingest carries on in between.
+    pub async fn prune(
+        &self,
+        scope: PruneScope,
+        before_ns: i64,
+        max_traces: usize,
+    ) -> Result<PruneOutcome, WriteError> {
+        self.submit(Work::Prune {
+            scope,
+            before_ns,
+            max_traces,
+        })
+        .await
+        .map(|o| o.pruned)
+    }
+
     async fn submit(&self, work: Work) -> Result<WriteOutcome, WriteError> {
         let n = work.size();
         if n == 0 {
@@ -250,6 +298,15 @@ fn run(mut conn: Connection, receiver: mpsc::Receiver<Job>, inner: &Inner, max_b
         }
         let started = Instant::now();
         let result = commit(&mut conn, &mut tenants, &jobs);
+        if let Ok(outcomes) = &result {
+            if outcomes.iter().any(|o| o.pruned.traces + o.pruned.logs > 0) {
+                // Give freed pages back to the filesystem, a bounded amount
+                // at a time (only on databases created with auto_vacuum).
+                if let Err(e) = conn.execute_batch("PRAGMA incremental_vacuum(2000)") {
+                    tracing::warn!(error = %e, "incremental vacuum failed");
+                }
+            }
+        }
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         inner.queued.fetch_sub(count, Ordering::SeqCst);
         match result {
@@ -425,6 +482,15 @@ fn commit(
             Work::Close(scope, end_ns) => {
                 let active: Vec<i64> = traces.values().map(|t| t.id).collect();
                 close_spans(&tx, scope, *end_ns, &active)?
+            }
+            Work::Prune {
+                scope,
+                before_ns,
+                max_traces,
+            } => {
+                // Traces this batch wrote to are left for the next prune.
+                let active: Vec<i64> = traces.values().map(|t| t.id).collect();
+                prune(&tx, scope, *before_ns, *max_traces, &active)?
             }
         };
         outcomes.push(outcome);
@@ -625,6 +691,73 @@ fn write_spans(
         }
     }
     Ok(outcome)
+}
+
+/// SQL condition and parameters selecting the tenants of a scope, for a
+/// table whose tenant column is `column`.
+fn tenant_condition(scope: &PruneScope, column: &str) -> (String, Vec<String>) {
+    match scope {
+        PruneScope::Tenant(t) => (
+            format!("{column} = (SELECT id FROM tenants WHERE name = ?)"),
+            vec![t.clone()],
+        ),
+        PruneScope::AllExcept(names) if names.is_empty() => ("1 = 1".to_owned(), Vec::new()),
+        PruneScope::AllExcept(names) => (
+            format!(
+                "{column} NOT IN (SELECT id FROM tenants WHERE name IN ({}))",
+                vec!["?"; names.len()].join(", ")
+            ),
+            names.clone(),
+        ),
+    }
+}
+
+fn prune(
+    tx: &Connection,
+    scope: &PruneScope,
+    before_ns: i64,
+    max_traces: usize,
+    active: &[i64],
+) -> rusqlite::Result<WriteOutcome> {
+    let mut pruned = PruneOutcome::default();
+    let (cond, names) = tenant_condition(scope, "tenant");
+    let mut args: Vec<rusqlite::types::Value> = names
+        .iter()
+        .map(|n| rusqlite::types::Value::Text(n.clone()))
+        .collect();
+    args.push(rusqlite::types::Value::Integer(before_ns));
+    args.push(rusqlite::types::Value::Integer(max_traces as i64));
+    let ids: Vec<i64> = tx
+        .prepare_cached(&format!(
+            "SELECT id FROM traces WHERE {cond} AND updated_ns < ?
+             ORDER BY updated_ns LIMIT ?"
+        ))?
+        .query_map(rusqlite::params_from_iter(&args), |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in ids.into_iter().filter(|id| !active.contains(id)) {
+        pruned.spans += tx
+            .prepare_cached("DELETE FROM spans WHERE trace = ?1")?
+            .execute([id])? as u64;
+        pruned.traces += tx
+            .prepare_cached("DELETE FROM traces WHERE id = ?1")?
+            .execute([id])? as u64;
+    }
+    let mut args: Vec<rusqlite::types::Value> = names
+        .into_iter()
+        .map(rusqlite::types::Value::Text)
+        .collect();
+    args.push(rusqlite::types::Value::Integer(before_ns));
+    args.push(rusqlite::types::Value::Integer((max_traces * 20) as i64));
+    pruned.logs = tx
+        .prepare_cached(&format!(
+            "DELETE FROM logs WHERE rowid IN
+               (SELECT rowid FROM logs WHERE {cond} AND time_ns < ? LIMIT ?)"
+        ))?
+        .execute(rusqlite::params_from_iter(&args))? as u64;
+    Ok(WriteOutcome {
+        pruned,
+        ..WriteOutcome::default()
+    })
 }
 
 fn write_logs(

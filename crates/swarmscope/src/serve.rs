@@ -110,6 +110,11 @@ impl Collector {
                 interval,
             ));
         }
+        tokio::spawn(swarmscope_server::retention::run(
+            store.clone(),
+            config.retention.clone(),
+            std::sync::Arc::clone(&state.metrics),
+        ));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

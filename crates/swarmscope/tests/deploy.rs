@@ -68,20 +68,22 @@ fn alertmanager_routes_warnings_to_slack_and_criticals_to_pagerduty() {
     let (ok, out) = tool("amtool", &["check-config", path(&config)]);
     assert!(ok, "{out}");
     let route = |labels: &[&str]| {
-        let mut args = vec![
-            "config",
-            "routes",
-            "test",
-            "--config.file",
-            path(&config),
-        ];
+        let mut args = vec!["config", "routes", "test", "--config.file", path(&config)];
         args.extend_from_slice(labels);
         let (ok, out) = tool("amtool", &args);
         assert!(ok, "{out}");
         out.trim().to_owned()
     };
-    let critical = route(&["alertname=VMSpawnFailure", "severity=critical", "tenant_id=acme"]);
-    let warning = route(&["alertname=QueueBacklog", "severity=warning", "tenant_id=acme"]);
+    let critical = route(&[
+        "alertname=VMSpawnFailure",
+        "severity=critical",
+        "tenant_id=acme",
+    ]);
+    let warning = route(&[
+        "alertname=QueueBacklog",
+        "severity=warning",
+        "tenant_id=acme",
+    ]);
     assert!(critical.to_lowercase().contains("pagerduty"), "{critical}");
     assert!(warning.to_lowercase().contains("slack"), "{warning}");
 }

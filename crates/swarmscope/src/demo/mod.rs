@@ -204,7 +204,9 @@ fn write_key_files(dir: &Path, keys: &DemoKeys, config: &Config, ui: &str) -> an
 fn scaled_event_thresholds(speed: f64) -> Vec<swarmscope_alerts::config::RuleOverride> {
     swarmscope_alerts::default_rules()
         .into_iter()
-        .filter(|r| ["VMSpawnFailure", "ClaudeAPIErrors", "LLMCostBudget"].contains(&r.name.as_str()))
+        .filter(|r| {
+            ["VMSpawnFailure", "ClaudeAPIErrors", "LLMCostBudget"].contains(&r.name.as_str())
+        })
         .map(|r| swarmscope_alerts::config::RuleOverride {
             name: r.name,
             severity: None,
