@@ -489,6 +489,56 @@ pub(crate) fn optional_id(
     }
 }
 
+/// Checks a span decoded from another wire format (OTLP) against the same
+/// bounds the seed decoder applies: ids, name, attributes, events.
+pub fn check_span(span: &Span, path: &str, limits: &Limits) -> Result<(), DecodeError> {
+    for (field, value) in [
+        ("trace_id", Some(&span.trace_id)),
+        ("span_id", Some(&span.span_id)),
+        ("parent_span_id", span.parent_span_id.as_ref()),
+        ("tenant_id", Some(&span.tenant_id)),
+        ("ticket_id", span.ticket_id.as_ref()),
+        ("agent_id", span.agent_id.as_ref()),
+        ("vm_id", span.vm_id.as_ref()),
+    ] {
+        if let Some(v) = value {
+            if v.is_empty() || v.len() > limits.max_id_bytes {
+                return Err(DecodeError::field(
+                    &join(path, field),
+                    format!("{field} must be 1 to {} bytes", limits.max_id_bytes),
+                ));
+            }
+        }
+    }
+    if span.name.is_empty() || span.name.len() > limits.max_name_bytes {
+        return Err(DecodeError::field(
+            &join(path, "name"),
+            format!("name must be 1 to {} bytes", limits.max_name_bytes),
+        ));
+    }
+    if span.end_ns.is_some_and(|end| end < span.start_ns) {
+        return Err(DecodeError::field(
+            &join(path, "endTimeUnixNano"),
+            "the span ends before it starts",
+        ));
+    }
+    check_attributes(&span.attributes, &join(path, "attributes"), limits)?;
+    if span.events.len() > limits.max_events {
+        return Err(DecodeError::field(
+            &join(path, "events"),
+            format!("too many events (limit {})", limits.max_events),
+        ));
+    }
+    for (i, e) in span.events.iter().enumerate() {
+        let p = format!("{path}.events[{i}]");
+        if e.name.len() > limits.max_name_bytes {
+            return Err(DecodeError::field(&p, "event name too long"));
+        }
+        check_attributes(&e.attributes, &join(&p, "attributes"), limits)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn check_attributes(
     attrs: &Attributes,
     path: &str,

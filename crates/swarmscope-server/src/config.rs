@@ -108,6 +108,12 @@ pub struct Config {
     /// API keys. With none, the collector is open and may listen only on loopback.
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
+    /// Serve OTLP/gRPC (default true).
+    #[serde(default = "default_true")]
+    pub otlp_grpc: bool,
+    /// Where OTLP/gRPC listens (default: port 4317 on `listen`'s address).
+    #[serde(default)]
+    pub otlp_grpc_listen: Option<SocketAddr>,
     /// The built-in alert engine: rules, channels, what else to scrape.
     #[serde(default)]
     pub alerts: swarmscope_alerts::AlertsConfig,
@@ -134,6 +140,9 @@ fn default_max_batch_spans() -> usize {
 fn default_incomplete_after_secs() -> u64 {
     1_800
 }
+fn default_true() -> bool {
+    true
+}
 fn default_metrics_tenant_cap() -> usize {
     100
 }
@@ -150,6 +159,8 @@ impl Default for Config {
             metrics_tenant_cap: default_metrics_tenant_cap(),
             prices: Vec::new(),
             keys: Vec::new(),
+            otlp_grpc: true,
+            otlp_grpc_listen: None,
             alerts: swarmscope_alerts::AlertsConfig::default(),
             retention: crate::retention::RetentionConfig::default(),
         }

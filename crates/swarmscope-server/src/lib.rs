@@ -16,6 +16,7 @@ pub mod error;
 pub mod incomplete;
 mod ingest;
 mod live;
+pub mod otlp;
 mod query;
 pub mod retention;
 mod scrape;
@@ -105,6 +106,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/tenants", get(query::tenants))
         .route("/api/events", get(live::events))
         .route("/api/alerts", get(alerting::alerts))
+        .route(
+            "/v1/traces",
+            post(otlp::post_traces).layer(ConcurrencyLimitLayer::new(INGEST_CONCURRENCY)),
+        )
+        .route(
+            "/v1/logs",
+            post(otlp::post_logs).layer(ConcurrencyLimitLayer::new(INGEST_CONCURRENCY)),
+        )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

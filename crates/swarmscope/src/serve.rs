@@ -57,10 +57,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
-            "swarmscope {} listening on http://{} (data in {})",
+            "swarmscope {} listening on http://{} (data in {}){}",
             env!("CARGO_PKG_VERSION"),
             collector.addr,
-            config.data_dir.display()
+            config.data_dir.display(),
+            collector
+                .grpc_addr
+                .map(|a| format!("; OTLP/gRPC on {a}"))
+                .unwrap_or_default()
         )?;
         out.flush()?;
     }
@@ -73,13 +77,15 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 pub(crate) struct Collector {
     /// The address it listens on.
     pub(crate) addr: SocketAddr,
+    /// Where OTLP/gRPC listens, when on.
+    pub(crate) grpc_addr: Option<SocketAddr>,
     /// Its store (for progress figures).
     pub(crate) store: Store,
     /// The built-in alert engine, when enabled.
     pub(crate) alerts: Option<std::sync::Arc<swarmscope_alerts::AlertEngine>>,
     /// Whether no keys are configured.
     state_open: bool,
-    stop: tokio::sync::oneshot::Sender<()>,
+    stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -119,15 +125,36 @@ impl Collector {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr().context("no local address")?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let (grpc_addr, grpc) = match swarmscope_server::otlp::grpc_addr(config) {
+            Some(at) => {
+                let grpc_listener = TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("cannot listen for OTLP/gRPC on {at}"))?;
+                let bound = grpc_listener.local_addr().context("no local address")?;
+                let task = tokio::spawn(swarmscope_server::otlp::serve_grpc(
+                    state.clone(),
+                    grpc_listener,
+                    until_stopped(stopped.clone()),
+                ));
+                (Some(bound), Some(task))
+            }
+            None => (None, None),
+        };
         let writer = store.writer().clone();
         let task = tokio::spawn(async move {
             axum::serve(listener, router(state))
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
+                .with_graceful_shutdown(until_stopped(stopped))
                 .await
                 .context("server failed")?;
+            if let Some(grpc) = grpc {
+                if let Ok(Err(e)) = grpc.await {
+                    tracing::error!(error = %e, "OTLP/gRPC server failed");
+                }
+            }
             tracing::info!("stopped accepting; draining the ingest queue");
             tokio::task::spawn_blocking(move || writer.close())
                 .await
@@ -137,6 +164,7 @@ impl Collector {
         });
         Ok(Collector {
             addr,
+            grpc_addr,
             store,
             alerts,
             state_open,
@@ -147,7 +175,7 @@ impl Collector {
 
     /// Stops accepting, lets in-flight requests finish, commits the queue.
     pub(crate) async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
+        let _ = self.stop.send(true);
         self.task.await.context("the server task failed")?
     }
 }

@@ -6,7 +6,9 @@
 //
 // Env: SWARMSCOPE_BIN (the binary under test), CHROMIUM_BIN (default `chromium`),
 // UPDATE_SCREENSHOTS=1 (write the README screenshots into docs/screenshots/;
-// otherwise they go to the temp dir only).
+// otherwise they go to the temp dir only), E2E_UI_DIR (development only: the demo
+// serves ui/ from this dir instead of the embedded copy, so UI edits show without
+// a rebuild; SWARMSCOPE_UI_DIR itself is removed from the demo's environment).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -238,8 +240,13 @@ before(async () => {
   S.killed = plan.find((p) => p.outcome === 'killed');
   assert.ok(S.completed && S.killed, 'seed 2 plans a completed and a killed ticket');
 
+  // The UI under test is the one embedded in the binary; E2E_UI_DIR (development
+  // only) serves ui/ from disk instead, to try UI edits without a rebuild.
+  const env = { ...process.env };
+  delete env.SWARMSCOPE_UI_DIR;
+  if (process.env.E2E_UI_DIR) env.SWARMSCOPE_UI_DIR = process.env.E2E_UI_DIR;
   S.demo = spawn(BIN, ['demo', '--agents', '12', '--tenants', '3', '--speed', '600', '--seed', '2', '--tickets', '60',
-    '--listen', '127.0.0.1:0', '--data-dir', data], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--listen', '127.0.0.1:0', '--data-dir', data], { stdio: ['ignore', 'pipe', 'pipe'], env });
   children.add(S.demo);
   S.demoExit = new Promise((r) => S.demo.once('exit', (code, signal) => { children.delete(S.demo); r({ code, signal }); }));
   S.demoErr = '';
@@ -262,22 +269,45 @@ before(async () => {
 }, { timeout: 200_000 });
 
 after(async () => {
-  try { if (S.page) await S.page.send('Browser.close').catch(() => {}); } catch { /* closing */ }
   if (S.chromium && S.chromium.exitCode == null) {
     const gone = new Promise((r) => S.chromium.once('exit', r));
-    await withTimeout(gone, 5000, 'chromium exit').catch(() => S.chromium.kill('SIGKILL'));
+    if (S.page) S.page.send('Browser.close').catch(() => { /* the connection drops as it closes */ });
+    await withTimeout(gone, 10_000, 'chromium exit').catch(() => S.chromium.kill('SIGKILL'));
   }
   let demo = null;
-  if (S.demo && S.demo.exitCode == null) {
-    S.demo.kill('SIGINT');
-    demo = await withTimeout(S.demoExit, 15_000, 'demo exit after SIGINT').catch((e) => { S.demo.kill('SIGKILL'); throw e; });
+  if (S.demo) {
+    const early = S.demo.exitCode != null || S.demo.signalCode != null;
+    if (!early) S.demo.kill('SIGINT');
+    demo = await withTimeout(S.demoExit, 15_000, 'demo exit after SIGINT')
+      .catch((e) => { S.demo.kill('SIGKILL'); return { error: e.message }; });
+    if (early) demo = { exitedBeforeSigint: true, ...demo };
   }
   if (S.tmp) fs.rmSync(S.tmp, { recursive: true, force: true, maxRetries: 3 });
-  if (demo) assert.deepEqual(demo, { code: 0, signal: null }, 'demo exits 0 on SIGINT; stderr tail:\n' + S.demoErr);
+  if (demo) assert.deepEqual(demo, { code: 0, signal: null }, 'the demo serves until SIGINT, then exits 0; stderr tail:\n' + S.demoErr);
 }, { timeout: 30_000 });
 
 // ---------------------------------------------------------------- tests
-test('sign in: a wrong key is refused, the admin key reaches the search view', TEST, async () => {
+// Each test; on failure a screenshot and the page text are kept for debugging
+// (the temp dir itself is removed).
+function e2e(name, fn) {
+  test(name, TEST, async () => {
+    try {
+      await fn();
+    } catch (e) {
+      if (S.page) {
+        const dir = path.join(os.tmpdir(), 'swarmscope-ui-e2e-failures');
+        const base = path.join(dir, name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60));
+        try {
+          await S.page.screenshot(base + '.png');
+          fs.writeFileSync(base + '.txt', await S.page.evaluate('location.href + "\\n\\n" + document.body.innerText'));
+          console.error('viewer.test: failure artefacts in ' + base + '.{png,txt}');
+        } catch { /* the browser is gone */ }
+      }
+      throw e;
+    }
+  });
+}
+e2e('sign in: a wrong key is refused, the admin key reaches the search view', async () => {
   const P = S.page;
   await P.navigate(S.base + '/');
   await P.waitFor(`!!document.querySelector('[data-testid="signin-key"]')`, 'sign-in form');
@@ -300,7 +330,7 @@ test('sign in: a wrong key is refused, the admin key reaches the search view', T
   await shot('search.png');
 });
 
-test('search by ticket: filters go into the URL and list the ticket\'s traces', TEST, async () => {
+e2e('search by ticket: filters go into the URL and list the ticket\'s traces', async () => {
   const P = S.page;
   const id = S.completed.ticket_id;
   await P.go('#/search');
@@ -323,7 +353,7 @@ test('search by ticket: filters go into the URL and list the ticket\'s traces', 
   assert.equal(await P.evaluate(`document.querySelector('[data-testid="filter-ticket"]').value`), id);
 });
 
-test('the completed ticket\'s work trace shows all eleven span names', TEST, async () => {
+e2e('the completed ticket\'s work trace shows all eleven span names', async () => {
   const P = S.page;
   S.work = await workTrace(S.completed.ticket_id, S.completed.tenant);
   // open it from the search results (the row with the most spans)
@@ -343,7 +373,7 @@ test('the completed ticket\'s work trace shows all eleven span names', TEST, asy
   assert.ok(Math.abs(al.dl) <= 1 && Math.abs(al.dr) <= 1, 'ruler aligned with the timelines: ' + JSON.stringify(al));
 });
 
-test('clicking an llm.generate row opens its detail with model, tokens and cost', TEST, async () => {
+e2e('clicking an llm.generate row opens its detail with model, tokens and cost', async () => {
   const P = S.page;
   const sel = '[data-testid="span-row"][data-span-name="llm.generate"][data-status="ok"]';
   await P.waitFor(`!!document.querySelector('${sel}')`, 'an llm.generate row');
@@ -371,7 +401,7 @@ test('clicking an llm.generate row opens its detail with model, tokens and cost'
   assert.ok(overflow <= 0, 'no horizontal page scroll at 400 px (' + overflow + ' px too wide)');
 });
 
-test('logs: the trace\'s log lines link to their spans', TEST, async () => {
+e2e('logs: the trace\'s log lines link to their spans', async () => {
   const P = S.page;
   const n = await P.waitFor(`document.querySelectorAll('[data-testid="log-line"]').length`, 'log lines');
   const doc = await api(S.keys.admin, `/api/traces/${S.work.trace_id}?tenant_id=${S.work.tenant_id}`);
@@ -390,7 +420,7 @@ test('logs: the trace\'s log lines link to their spans', TEST, async () => {
   assert.ok(await P.evaluate(`!!document.querySelector('[data-testid="span-row"][data-span-id="${target.id}"].selected')`), 'linked span row is selected and rendered');
 });
 
-test('cost: the LLM total equals the sum of llm.generate swarm.cost_usd', TEST, async () => {
+e2e('cost: the LLM total equals the sum of llm.generate swarm.cost_usd', async () => {
   const P = S.page;
   const doc = await api(S.keys.admin, `/api/traces/${S.work.trace_id}?tenant_id=${S.work.tenant_id}`);
   const sum = doc.spans.filter((s) => s.name === 'llm.generate').reduce((a, s) => a + (Number(s.attributes['swarm.cost_usd']) || 0), 0);
@@ -403,7 +433,7 @@ test('cost: the LLM total equals the sum of llm.generate swarm.cost_usd', TEST, 
   assert.ok(Math.abs(header - doc.trace.cost_usd) < 0.005, 'header cost equals the trace summary\'s cost_usd');
 });
 
-test('incomplete: the killed ticket\'s agent.execute is marked INCOMPLETE', TEST, async () => {
+e2e('incomplete: the killed ticket\'s agent.execute is marked INCOMPLETE', async () => {
   const P = S.page;
   const t = await workTrace(S.killed.ticket_id, S.killed.tenant);
   await openTrace(t);
@@ -429,7 +459,7 @@ test('incomplete: the killed ticket\'s agent.execute is marked INCOMPLETE', TEST
   await shot('incomplete.png');
 });
 
-test('tenancy: a tenant key sees only its tenant', TEST, async () => {
+e2e('tenancy: a tenant key sees only its tenant', async () => {
   const P = S.page;
   const globex = (await api(S.keys.admin, '/api/traces?tenant_id=globex&limit=1')).traces[0];
   assert.ok(globex, 'globex has traces');
@@ -448,12 +478,13 @@ test('tenancy: a tenant key sees only its tenant', TEST, async () => {
     assert.match(err, /not found|not allowed|403|404/i);
     assert.equal(await P.count('span-row'), 0, 'no span rows of globex');
     assert.equal(await P.count('waterfall'), 0, 'no waterfall');
+    assert.ok(!(await P.evaluate('document.body.innerText')).includes(globex.ticket_id), 'nothing of the globex trace is shown');
   }
   // still signed in: a refused read is not a sign-out
   assert.equal(await P.count('signout'), 1);
 });
 
-test('live: the admin search view shows the status strip', TEST, async () => {
+e2e('live: the admin search view shows the status strip', async () => {
   const P = S.page;
   await signIn(S.keys.admin);
   await P.go('#/search');
@@ -461,6 +492,6 @@ test('live: the admin search view shows the status strip', TEST, async () => {
   assert.match(text, /Live|Reconnecting/);
 });
 
-test('the page threw no uncaught exceptions', TEST, () => {
+e2e('the page threw no uncaught exceptions', () => {
   assert.deepEqual(S.page.exceptions, []);
 });

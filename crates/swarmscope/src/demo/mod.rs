@@ -383,6 +383,14 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         )?;
         writeln!(
             out,
+            "  OTLP              {collector_url}/v1/traces, /v1/logs{}",
+            collector
+                .grpc_addr
+                .map(|a| format!("; gRPC {a}"))
+                .unwrap_or_default()
+        )?;
+        writeln!(
+            out,
             "  alerts            {collector_url}/api/alerts, or `swarmscope alerts` (every {}s{})",
             config.alerts.interval_secs,
             if args.config.is_none() {
