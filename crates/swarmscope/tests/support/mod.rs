@@ -33,6 +33,8 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
 pub struct Server {
     child: Option<Child>,
     pub base: String,
+    /// `http://ADDR` of OTLP/gRPC, from the "OTLP/gRPC on ADDR" part of the first line.
+    grpc: Option<String>,
     pub data_dir: PathBuf,
     /// Seconds from spawn to the "listening" line.
     pub ready_after: Duration,
@@ -105,9 +107,15 @@ impl Server {
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_owned();
+        let grpc = line
+            .split("OTLP/gRPC on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(|a| format!("http://{a}"));
         Server {
             child: Some(child),
             base,
+            grpc,
             data_dir: dir.to_owned(),
             ready_after,
             _tmp: None,
@@ -117,6 +125,11 @@ impl Server {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// OTLP/gRPC endpoint.
+    pub fn grpc_base(&self) -> String {
+        self.grpc.clone().expect("the collector serves OTLP/gRPC")
     }
 
     pub fn pid(&self) -> u32 {
