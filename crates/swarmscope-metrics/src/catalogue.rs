@@ -324,6 +324,30 @@ pub struct CollectorHealth {
     /// `swarmscope_pruned_rows_total` by kind (`traces`, `spans`, `logs`):
     /// rows deleted by retention.
     pub pruned_rows: Family<KindLabels, Counter>,
+    /// `swarmscope_forwarded_total` by target and kind (`spans`, `logs`).
+    pub forwarded: Family<TargetKindLabels, Counter>,
+    /// `swarmscope_forward_failures_total` by target: failed deliveries (retried).
+    pub forward_failures: Family<TargetLabels, Counter>,
+    /// `swarmscope_forward_backlog`: items waiting to be forwarded.
+    pub forward_backlog: Gauge,
+    /// `swarmscope_forward_dropped_total`: items not queued, the backlog being full.
+    pub forward_dropped: Counter,
+}
+
+/// `target`, `kind`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetKindLabels {
+    /// The forwarding target's name.
+    pub target: String,
+    /// `spans` or `logs`.
+    pub kind: String,
+}
+
+/// `target`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    /// The forwarding target's name.
+    pub target: String,
 }
 
 /// `kind`.
@@ -395,6 +419,26 @@ impl CollectorHealth {
             "swarmscope_pruned_rows",
             "Rows deleted by retention",
             self.pruned_rows.clone(),
+        );
+        registry.register(
+            "swarmscope_forwarded",
+            "Spans and log lines forwarded over OTLP",
+            self.forwarded.clone(),
+        );
+        registry.register(
+            "swarmscope_forward_failures",
+            "Failed forwarding requests (retried)",
+            self.forward_failures.clone(),
+        );
+        registry.register(
+            "swarmscope_forward_backlog",
+            "Items waiting to be forwarded",
+            self.forward_backlog.clone(),
+        );
+        registry.register(
+            "swarmscope_forward_dropped",
+            "Items not queued for forwarding because the backlog was full",
+            self.forward_dropped.clone(),
         );
     }
 }

@@ -510,6 +510,253 @@ pub fn logs_from_request(
     out
 }
 
+// ---- Out: swarmscope's spans and log lines as OTLP (forwarding). ----
+
+fn hashed(id: &str, len: usize) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(id.as_bytes())[..len].to_vec()
+}
+
+/// An id kept as sent, as OTLP bytes of `len` (16 for traces, 8 for spans):
+/// hex of that length as is; a UUID (the seed's ids) without its dashes
+/// when that is the right length; anything else the first bytes of its
+/// SHA-256. Deterministic, so parents and children map alike.
+pub fn id_bytes(id: &str, len: usize) -> Vec<u8> {
+    let hexish: String = id.chars().filter(|c| *c != '-').collect();
+    if hexish.len() == len * 2 {
+        if let Ok(bytes) = hex::decode(&hexish) {
+            if bytes.iter().any(|b| *b != 0) {
+                return bytes;
+            }
+        }
+    }
+    hashed(id, len)
+}
+
+/// A JSON value as an OTLP attribute value (`null` has none).
+pub fn to_any(v: &Value) -> Option<AnyValue> {
+    let value =
+        match v {
+            Value::Null => return None,
+            Value::Bool(b) => any_value::Value::BoolValue(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => any_value::Value::IntValue(i),
+                None => any_value::Value::DoubleValue(n.as_f64().unwrap_or(0.0)),
+            },
+            Value::String(s) => any_value::Value::StringValue(s.clone()),
+            Value::Array(a) => {
+                any_value::Value::ArrayValue(opentelemetry_proto::tonic::common::v1::ArrayValue {
+                    values: a.iter().filter_map(to_any).collect(),
+                })
+            }
+            Value::Object(m) => any_value::Value::KvlistValue(
+                opentelemetry_proto::tonic::common::v1::KeyValueList { values: to_kvs(m) },
+            ),
+        };
+    Some(AnyValue { value: Some(value) })
+}
+
+fn to_kvs(m: &Map<String, Value>) -> Vec<KeyValue> {
+    m.iter()
+        .filter_map(|(k, v)| {
+            to_any(v).map(|value| KeyValue {
+                key: k.clone(),
+                value: Some(value),
+            })
+        })
+        .collect()
+}
+
+fn kv_text(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_owned())),
+        }),
+    }
+}
+
+fn resource(
+    tenant: &str,
+    service: Option<&str>,
+) -> opentelemetry_proto::tonic::resource::v1::Resource {
+    let mut attributes = vec![kv_text("tenant_id", tenant)];
+    if let Some(s) = service {
+        attributes.push(kv_text("service.name", s));
+    }
+    opentelemetry_proto::tonic::resource::v1::Resource {
+        attributes,
+        ..Default::default()
+    }
+}
+
+fn scope() -> Option<opentelemetry_proto::tonic::common::v1::InstrumentationScope> {
+    Some(
+        opentelemetry_proto::tonic::common::v1::InstrumentationScope {
+            name: "swarmscope".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            ..Default::default()
+        },
+    )
+}
+
+/// Spans as one OTLP trace export request, a resource per (tenant, service).
+pub fn spans_to_request(spans: &[Span]) -> ExportTraceServiceRequest {
+    use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Status};
+    let mut groups: std::collections::BTreeMap<
+        (&str, Option<&str>),
+        Vec<opentelemetry_proto::tonic::trace::v1::Span>,
+    > = std::collections::BTreeMap::new();
+    for s in spans {
+        let mut attributes = to_kvs(&s.attributes);
+        for (k, v) in [
+            ("ticket_id", &s.ticket_id),
+            ("agent_id", &s.agent_id),
+            ("vm_id", &s.vm_id),
+        ] {
+            if let Some(v) = v {
+                attributes.push(kv_text(k, v));
+            }
+        }
+        // The ids as sent, when they had to be hashed to fit.
+        if hex::decode(s.trace_id.replace('-', "")).map_or(true, |b| b.len() != 16) {
+            attributes.push(kv_text("swarm.trace_id", &s.trace_id));
+        }
+        if hex::decode(&s.span_id).map_or(true, |b| b.len() != 8) {
+            attributes.push(kv_text("swarm.span_id", &s.span_id));
+        }
+        let otlp = opentelemetry_proto::tonic::trace::v1::Span {
+            trace_id: id_bytes(&s.trace_id, 16),
+            span_id: id_bytes(&s.span_id, 8),
+            parent_span_id: s
+                .parent_span_id
+                .as_deref()
+                .map(|p| id_bytes(p, 8))
+                .unwrap_or_default(),
+            name: s.name.clone(),
+            kind: match s.kind {
+                SpanKind::Internal => span::SpanKind::Internal,
+                SpanKind::Server => span::SpanKind::Server,
+                SpanKind::Client => span::SpanKind::Client,
+                SpanKind::Producer => span::SpanKind::Producer,
+                SpanKind::Consumer => span::SpanKind::Consumer,
+            } as i32,
+            start_time_unix_nano: s.start_ns.max(0) as u64,
+            end_time_unix_nano: s.end_ns.unwrap_or(s.start_ns).max(0) as u64,
+            attributes,
+            events: s
+                .events
+                .iter()
+                .map(|e| span::Event {
+                    time_unix_nano: e.time_ns.max(0) as u64,
+                    name: e.name.clone(),
+                    attributes: to_kvs(&e.attributes),
+                    dropped_attributes_count: 0,
+                })
+                .collect(),
+            status: Some(Status {
+                message: s.status_message.clone().unwrap_or_default(),
+                code: match s.status {
+                    SpanStatus::Unset => StatusCode::Unset,
+                    SpanStatus::Ok => StatusCode::Ok,
+                    SpanStatus::Error => StatusCode::Error,
+                } as i32,
+            }),
+            ..Default::default()
+        };
+        groups
+            .entry((s.tenant_id.as_str(), s.service.as_deref()))
+            .or_default()
+            .push(otlp);
+    }
+    ExportTraceServiceRequest {
+        resource_spans: groups
+            .into_iter()
+            .map(|((tenant, service), spans)| ResourceSpans {
+                resource: Some(resource(tenant, service)),
+                scope_spans: vec![ScopeSpans {
+                    scope: scope(),
+                    spans,
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            })
+            .collect(),
+    }
+}
+
+/// Log lines as one OTLP logs export request, a resource per tenant.
+pub fn logs_to_request(logs: &[LogRecord]) -> ExportLogsServiceRequest {
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord as OtlpLog, ResourceLogs, ScopeLogs};
+    let mut groups: std::collections::BTreeMap<&str, Vec<OtlpLog>> =
+        std::collections::BTreeMap::new();
+    for l in logs {
+        let mut attributes = to_kvs(&l.metadata);
+        for (k, v) in [
+            ("ticket_id", &l.ticket_id),
+            ("agent_id", &l.agent_id),
+            ("request_id", &l.request_id),
+        ] {
+            if let Some(v) = v {
+                attributes.push(kv_text(k, v));
+            }
+        }
+        if let Some(d) = l.duration_ms.and_then(serde_json::Number::from_f64) {
+            if let Some(v) = to_any(&Value::Number(d)) {
+                attributes.push(KeyValue {
+                    key: "duration_ms".into(),
+                    value: Some(v),
+                });
+            }
+        }
+        let severity = match l.level {
+            LogLevel::Debug => 5,
+            LogLevel::Info => 9,
+            LogLevel::Warn => 13,
+            LogLevel::Error => 17,
+            LogLevel::Fatal => 21,
+        };
+        groups
+            .entry(l.tenant_id.as_str())
+            .or_default()
+            .push(OtlpLog {
+                time_unix_nano: l.time_ns.max(0) as u64,
+                observed_time_unix_nano: l.time_ns.max(0) as u64,
+                severity_number: severity,
+                severity_text: l.level.as_str().to_uppercase(),
+                body: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(l.message.clone())),
+                }),
+                attributes,
+                trace_id: l
+                    .trace_id
+                    .as_deref()
+                    .map(|t| id_bytes(t, 16))
+                    .unwrap_or_default(),
+                span_id: l
+                    .span_id
+                    .as_deref()
+                    .map(|s| id_bytes(s, 8))
+                    .unwrap_or_default(),
+                ..Default::default()
+            });
+    }
+    ExportLogsServiceRequest {
+        resource_logs: groups
+            .into_iter()
+            .map(|(tenant, log_records)| ResourceLogs {
+                resource: Some(resource(tenant, None)),
+                scope_logs: vec![ScopeLogs {
+                    scope: scope(),
+                    log_records,
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,6 +828,61 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn seed_ids_map_deterministically_and_round_trip_through_otlp() {
+        let uuid = "0b4ab6f4-0d4e-4c2a-9b7e-1f2d3c4b5a69";
+        assert_eq!(
+            hex::encode(id_bytes(uuid, 16)),
+            "0b4ab6f40d4e4c2a9b7e1f2d3c4b5a69"
+        );
+        assert_eq!(id_bytes(uuid, 8), id_bytes(uuid, 8), "deterministic");
+        assert_eq!(id_bytes(uuid, 8).len(), 8);
+        assert_eq!(
+            hex::encode(id_bytes("00f067aa0ba902b7", 8)),
+            "00f067aa0ba902b7"
+        );
+        let root = Span {
+            tenant_id: "acme".into(),
+            trace_id: uuid.into(),
+            span_id: "5c1d8a0e-7f3b-4d2e-8a9c-0e1f2a3b4c5d".into(),
+            parent_span_id: None,
+            name: "agent.execute".into(),
+            kind: SpanKind::Internal,
+            status: SpanStatus::Ok,
+            status_message: None,
+            start_ns: 1,
+            end_ns: Some(2),
+            ticket_id: Some("T-1".into()),
+            agent_id: None,
+            vm_id: None,
+            service: Some("forge".into()),
+            attributes: serde_json::json!({"n": 3, "f": 0.5, "tags": ["a"]})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            events: Vec::new(),
+        };
+        let mut child = root.clone();
+        child.span_id = "child-1".into();
+        child.parent_span_id = Some(root.span_id.clone());
+        let req = spans_to_request(&[root.clone(), child]);
+        // Back in through our own receiver: same tree, same attributes.
+        let back = spans_from_request(&req, None, &Limits::default());
+        assert_eq!(back.rejected, 0, "{:?}", back.first_error);
+        assert_eq!(back.items[0].tenant_id, "acme");
+        assert_eq!(
+            back.items[1].parent_span_id.as_deref(),
+            Some(back.items[0].span_id.as_str())
+        );
+        assert_eq!(back.items[0].attributes["n"], 3);
+        assert_eq!(back.items[0].attributes["f"], 0.5);
+        assert_eq!(
+            back.items[0].attributes["swarm.span_id"],
+            root.span_id.as_str()
+        );
+        assert_eq!(back.items[0].ticket_id.as_deref(), Some("T-1"));
     }
 
     #[test]

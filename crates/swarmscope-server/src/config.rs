@@ -117,6 +117,12 @@ pub struct Config {
     /// The built-in alert engine: rules, channels, what else to scrape.
     #[serde(default)]
     pub alerts: swarmscope_alerts::AlertsConfig,
+    /// OTLP/HTTP endpoints that receive every committed span and log line.
+    #[serde(default)]
+    pub forward: Vec<crate::forward::ForwardTarget>,
+    /// Most items waiting to be forwarded (an on-disk backlog); default 1,000,000.
+    #[serde(default = "default_forward_backlog")]
+    pub forward_backlog: usize,
     /// How long spans and logs are kept, and the database size cap.
     #[serde(default)]
     pub retention: crate::retention::RetentionConfig,
@@ -140,6 +146,9 @@ fn default_max_batch_spans() -> usize {
 fn default_incomplete_after_secs() -> u64 {
     1_800
 }
+fn default_forward_backlog() -> usize {
+    1_000_000
+}
 fn default_true() -> bool {
     true
 }
@@ -159,6 +168,8 @@ impl Default for Config {
             metrics_tenant_cap: default_metrics_tenant_cap(),
             prices: Vec::new(),
             keys: Vec::new(),
+            forward: Vec::new(),
+            forward_backlog: default_forward_backlog(),
             otlp_grpc: true,
             otlp_grpc_listen: None,
             alerts: swarmscope_alerts::AlertsConfig::default(),
@@ -218,6 +229,9 @@ impl Config {
             return invalid(e.to_string());
         }
         if let Err(e) = self.retention.validate() {
+            return invalid(e);
+        }
+        if let Err(e) = crate::forward::validate(&self.forward) {
             return invalid(e);
         }
         for (i, p) in self.prices.iter().enumerate() {

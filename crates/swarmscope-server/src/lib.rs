@@ -13,6 +13,7 @@ mod body;
 pub mod config;
 pub mod disk;
 pub mod error;
+pub mod forward;
 pub mod incomplete;
 mod ingest;
 mod live;

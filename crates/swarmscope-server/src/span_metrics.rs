@@ -95,6 +95,29 @@ impl CollectorMetrics {
             .inc();
     }
 
+    /// Counts forwarded items.
+    pub fn forwarded(&self, target: &str, spans: u64, logs: u64) {
+        for (kind, n) in [("spans", spans), ("logs", logs)] {
+            self.health
+                .forwarded
+                .get_or_create(&swarmscope_metrics::catalogue::TargetKindLabels {
+                    target: target.to_owned(),
+                    kind: kind.to_owned(),
+                })
+                .inc_by(n);
+        }
+    }
+
+    /// Counts a failed forwarding request.
+    pub fn forward_failed(&self, target: &str) {
+        self.health
+            .forward_failures
+            .get_or_create(&swarmscope_metrics::catalogue::TargetLabels {
+                target: target.to_owned(),
+            })
+            .inc();
+    }
+
     /// Counts rows deleted by retention.
     pub fn pruned(&self, traces: u64, spans: u64, logs: u64) {
         for (kind, n) in [("traces", traces), ("spans", spans), ("logs", logs)] {
@@ -139,6 +162,8 @@ impl CollectorMetrics {
             }
         };
         add(&h.writer_batches, writer.batches);
+        add(&h.forward_dropped, writer.outbox_dropped);
+        h.forward_backlog.set(writer.outbox_len as i64);
         add(&h.writer_spans, writer.spans_committed);
         let commit_secs = writer.commit_micros as f64 / 1e6;
         let seen = h.writer_commit_seconds.get();

@@ -52,6 +52,17 @@ struct ReaderInner {
     freed: std::sync::Condvar,
 }
 
+/// Items of the forwarding backlog, read in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardBatch {
+    /// Position of the last item read: the target's new cursor once sent.
+    pub last_seq: i64,
+    /// Ended spans.
+    pub spans: Vec<Span>,
+    /// Log lines.
+    pub logs: Vec<LogRecord>,
+}
+
 /// Gives a connection slot back when a read ends, even by panic.
 struct Slot<'a>(&'a ReaderInner);
 
@@ -343,6 +354,119 @@ impl Reader {
                 )?
                 .query_row([n as i64], |r| r.get(0))
                 .optional()?)
+        })
+    }
+
+    /// How far forwarding target `name` got in the backlog (0: nowhere yet).
+    pub fn forward_cursor(&self, name: &str) -> Result<i64, StoreError> {
+        self.with_conn(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT seq FROM forward_cursors WHERE name = ?1")?
+                .query_row([name], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0))
+        })
+    }
+
+    /// The next backlog items after position `after`, oldest first: spans
+    /// and log lines as stored (an item whose row retention already removed
+    /// is skipped), and the position of the last item read.
+    pub fn forward_batch(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Option<ForwardBatch>, StoreError> {
+        self.with_conn(|conn| {
+            let items: Vec<(i64, i64, i64)> = conn
+                .prepare_cached(
+                    "SELECT seq, kind, ref FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )?
+                .query_map(rusqlite::params![after, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let Some(&(last, _, _)) = items.last() else {
+                return Ok(None);
+            };
+            let mut batch = ForwardBatch {
+                last_seq: last,
+                spans: Vec::new(),
+                logs: Vec::new(),
+            };
+            let mut span_stmt = conn.prepare_cached(
+                "SELECT s.span_id, s.parent_id, s.name, s.kind, s.status, s.status_message,
+                        s.start_ns, s.end_ns, s.ticket_id, s.agent_id, s.vm_id, s.service,
+                        s.attributes, s.events, tn.name, t.trace_id, t.ticket_id, t.agent_id,
+                        t.vm_id, t.service
+                 FROM spans s JOIN traces t ON t.id = s.trace JOIN tenants tn ON tn.id = t.tenant
+                 WHERE s.rowid = ?1",
+            )?;
+            let bad_id = || StoreError::Corrupt("undecodable id".into());
+            for (_, kind, row) in &items {
+                if *kind != 0 {
+                    continue;
+                }
+                let mut rows = span_stmt.query([row])?;
+                let Some(r) = rows.next()? else { continue };
+                let span_id: Vec<u8> = r.get(0)?;
+                let parent: Option<Vec<u8>> = r.get(1)?;
+                let trace_id: Vec<u8> = r.get(15)?;
+                let (t_ticket, t_agent, t_vm, t_service): (
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                ) = (r.get(16)?, r.get(17)?, r.get(18)?, r.get(19)?);
+                batch.spans.push(Span {
+                    tenant_id: r.get(14)?,
+                    trace_id: id::decode(&trace_id).ok_or_else(bad_id)?,
+                    span_id: id::decode(&span_id).ok_or_else(bad_id)?,
+                    parent_span_id: match parent {
+                        Some(p) => Some(id::decode(&p).ok_or_else(bad_id)?),
+                        None => None,
+                    },
+                    name: r.get(2)?,
+                    kind: SpanKind::from_code(r.get(3)?),
+                    status: SpanStatus::from_code(r.get(4)?),
+                    status_message: r.get(5)?,
+                    start_ns: r.get(6)?,
+                    end_ns: r.get(7)?,
+                    ticket_id: inherit(r.get(8)?, &t_ticket),
+                    agent_id: inherit(r.get(9)?, &t_agent),
+                    vm_id: inherit(r.get(10)?, &t_vm),
+                    service: inherit(r.get(11)?, &t_service),
+                    attributes: parse_object(r.get(12)?, "attributes")?,
+                    events: parse_events(r.get(13)?)?,
+                });
+            }
+            drop(span_stmt);
+            let mut log_stmt = conn.prepare_cached(
+                "SELECT tn.name, l.time_ns, l.level, l.message, l.trace_id, l.span_id, l.request_id,
+                        l.ticket_id, l.agent_id, l.duration_ms, l.metadata
+                 FROM logs l JOIN tenants tn ON tn.id = l.tenant WHERE l.id = ?1",
+            )?;
+            for (_, kind, row) in &items {
+                if *kind != 1 {
+                    continue;
+                }
+                let mut rows = log_stmt.query([row])?;
+                let Some(r) = rows.next()? else { continue };
+                let decode_id = |v: Option<Vec<u8>>| v.and_then(|b| id::decode(&b));
+                batch.logs.push(LogRecord {
+                    tenant_id: r.get(0)?,
+                    time_ns: r.get(1)?,
+                    level: LogLevel::from_code(r.get(2)?),
+                    message: r.get(3)?,
+                    trace_id: decode_id(r.get(4)?),
+                    span_id: decode_id(r.get(5)?),
+                    request_id: r.get(6)?,
+                    ticket_id: r.get(7)?,
+                    agent_id: r.get(8)?,
+                    duration_ms: r.get(9)?,
+                    metadata: parse_object(r.get(10)?, "log metadata")?,
+                });
+            }
+            Ok(Some(batch))
         })
     }
 

@@ -109,6 +109,20 @@ const MIGRATIONS: &[&str] = &[
         WHERE s.trace = traces.id AND s.attributes IS NOT NULL), 0);
     CREATE INDEX traces_by_update ON traces(updated_ns);
     "#,
+    // 4: the forwarding backlog. Every committed, ended span and every log
+    // line gets a row (only while forwarding is configured); each forwarding
+    // target remembers how far it got; rows every target passed are deleted.
+    r#"
+    CREATE TABLE outbox (
+        seq  INTEGER PRIMARY KEY,
+        kind INTEGER NOT NULL,   -- 0: span (spans.rowid), 1: log line (logs.id)
+        ref  INTEGER NOT NULL
+    );
+    CREATE TABLE forward_cursors (
+        name TEXT PRIMARY KEY,
+        seq  INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Schema version this binary writes.

@@ -30,6 +30,10 @@ pub struct WriterConfig {
     pub queue_capacity_spans: usize,
     /// Most spans committed in one transaction.
     pub max_batch_spans: usize,
+    /// Most rows in the forwarding backlog (0: no forwarding, no backlog);
+    /// past it new items are not queued for forwarding and are counted as
+    /// dropped, so a dead backend never fills the disk.
+    pub outbox_capacity: usize,
 }
 
 impl Default for WriterConfig {
@@ -37,6 +41,7 @@ impl Default for WriterConfig {
         Self {
             queue_capacity_spans: 100_000,
             max_batch_spans: 8_192,
+            outbox_capacity: 0,
         }
     }
 }
@@ -107,6 +112,10 @@ pub struct WriterStats {
     pub last_batch_spans: u64,
     /// Total time spent in committed transactions, microseconds.
     pub commit_micros: u64,
+    /// Items waiting in the forwarding backlog.
+    pub outbox_len: u64,
+    /// Items not queued for forwarding because the backlog was full.
+    pub outbox_dropped: u64,
 }
 
 /// One unit of work for the writer thread.
@@ -119,6 +128,11 @@ enum Work {
         before_ns: i64,
         max_traces: usize,
     },
+    Forwarded {
+        target: String,
+        seq: i64,
+        delete_upto: i64,
+    },
 }
 
 impl Work {
@@ -127,7 +141,7 @@ impl Work {
         match self {
             Work::Spans(s) => s.len(),
             Work::Logs(l) => l.len(),
-            Work::Close(..) | Work::Prune { .. } => 1,
+            Work::Close(..) | Work::Prune { .. } | Work::Forwarded { .. } => 1,
         }
     }
 }
@@ -146,6 +160,34 @@ struct Inner {
     spans_committed: AtomicU64,
     last_batch_spans: AtomicU64,
     commit_micros: AtomicU64,
+    outbox_len: AtomicU64,
+    outbox_dropped: AtomicU64,
+}
+
+/// The forwarding backlog as the writer thread sees it.
+struct Outbox {
+    capacity: usize,
+    len: usize,
+    /// Rows added (+) or removed (-) by the transaction in progress.
+    delta: i64,
+    dropped: u64,
+}
+
+impl Outbox {
+    /// Queues a committed item for forwarding, unless full or off.
+    fn push(&mut self, tx: &Connection, kind: i64, row: i64) -> rusqlite::Result<()> {
+        if self.capacity == 0 {
+            return Ok(());
+        }
+        if (self.len as i64 + self.delta) >= self.capacity as i64 {
+            self.dropped += 1;
+            return Ok(());
+        }
+        tx.prepare_cached("INSERT INTO outbox (kind, ref) VALUES (?1, ?2)")?
+            .execute(params![kind, row])?;
+        self.delta += 1;
+        Ok(())
+    }
 }
 
 /// Handle to the writer thread; cheap to clone.
@@ -170,12 +212,22 @@ impl Writer {
             spans_committed: AtomicU64::new(0),
             last_batch_spans: AtomicU64::new(0),
             commit_micros: AtomicU64::new(0),
+            outbox_len: AtomicU64::new(0),
+            outbox_dropped: AtomicU64::new(0),
         });
+        let len: i64 = conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?;
+        inner.outbox_len.store(len as u64, Ordering::Relaxed);
+        let outbox = Outbox {
+            capacity: config.outbox_capacity,
+            len: len as usize,
+            delta: 0,
+            dropped: 0,
+        };
         let thread_inner = Arc::clone(&inner);
         let max_batch = config.max_batch_spans.max(1);
         let handle = std::thread::Builder::new()
             .name("swarmscope-writer".into())
-            .spawn(move || run(conn, receiver, &thread_inner, max_batch))
+            .spawn(move || run(conn, receiver, &thread_inner, max_batch, outbox))
             .map_err(StoreError::Thread)?;
         *lock(&inner.thread) = Some(handle);
         Ok(Writer { inner })
@@ -230,6 +282,24 @@ impl Writer {
         .map(|o| o.pruned)
     }
 
+    /// Records that forwarding target `target` delivered everything up to
+    /// backlog position `seq`, and deletes backlog rows up to `delete_upto`
+    /// (the position every target has passed).
+    pub async fn forwarded(
+        &self,
+        target: &str,
+        seq: i64,
+        delete_upto: i64,
+    ) -> Result<(), WriteError> {
+        self.submit(Work::Forwarded {
+            target: target.to_owned(),
+            seq,
+            delete_upto,
+        })
+        .await
+        .map(|_| ())
+    }
+
     async fn submit(&self, work: Work) -> Result<WriteOutcome, WriteError> {
         let n = work.size();
         if n == 0 {
@@ -264,6 +334,8 @@ impl Writer {
             spans_committed: i.spans_committed.load(Ordering::Relaxed),
             last_batch_spans: i.last_batch_spans.load(Ordering::Relaxed),
             commit_micros: i.commit_micros.load(Ordering::Relaxed),
+            outbox_len: i.outbox_len.load(Ordering::Relaxed),
+            outbox_dropped: i.outbox_dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -280,7 +352,13 @@ impl Writer {
     }
 }
 
-fn run(mut conn: Connection, receiver: mpsc::Receiver<Job>, inner: &Inner, max_batch: usize) {
+fn run(
+    mut conn: Connection,
+    receiver: mpsc::Receiver<Job>,
+    inner: &Inner,
+    max_batch: usize,
+    mut outbox: Outbox,
+) {
     let mut tenants: HashMap<String, i64> = HashMap::new();
     // `recv` keeps returning queued jobs after every sender is gone, so a
     // close drains the queue before the loop ends.
@@ -297,7 +375,18 @@ fn run(mut conn: Connection, receiver: mpsc::Receiver<Job>, inner: &Inner, max_b
             }
         }
         let started = Instant::now();
-        let result = commit(&mut conn, &mut tenants, &jobs);
+        outbox.delta = 0;
+        let dropped_before = outbox.dropped;
+        let result = commit(&mut conn, &mut tenants, &jobs, &mut outbox);
+        if result.is_ok() {
+            outbox.len = (outbox.len as i64 + outbox.delta).max(0) as usize;
+            inner.outbox_len.store(outbox.len as u64, Ordering::Relaxed);
+            inner
+                .outbox_dropped
+                .store(outbox.dropped, Ordering::Relaxed);
+        } else {
+            outbox.dropped = dropped_before;
+        }
         if let Ok(outcomes) = &result {
             if outcomes.iter().any(|o| o.pruned.traces + o.pruned.logs > 0) {
                 // Give freed pages back to the filesystem, a bounded amount
@@ -470,6 +559,7 @@ fn commit(
     conn: &mut Connection,
     tenants: &mut HashMap<String, i64>,
     jobs: &[Job],
+    outbox: &mut Outbox,
 ) -> rusqlite::Result<Vec<WriteOutcome>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = now_nanos();
@@ -477,8 +567,24 @@ fn commit(
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
         let outcome = match &job.work {
-            Work::Spans(spans) => write_spans(&tx, tenants, &mut traces, spans, now)?,
-            Work::Logs(logs) => write_logs(&tx, tenants, logs)?,
+            Work::Spans(spans) => write_spans(&tx, tenants, &mut traces, spans, now, outbox)?,
+            Work::Logs(logs) => write_logs(&tx, tenants, logs, outbox)?,
+            Work::Forwarded {
+                target,
+                seq,
+                delete_upto,
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO forward_cursors (name, seq) VALUES (?1, ?2)
+                     ON CONFLICT(name) DO UPDATE SET seq = max(seq, excluded.seq)",
+                )?
+                .execute(params![target, seq])?;
+                let deleted = tx
+                    .prepare_cached("DELETE FROM outbox WHERE seq <= ?1")?
+                    .execute([delete_upto])?;
+                outbox.delta -= deleted as i64;
+                WriteOutcome::default()
+            }
             Work::Close(scope, end_ns) => {
                 let active: Vec<i64> = traces.values().map(|t| t.id).collect();
                 close_spans(&tx, scope, *end_ns, &active)?
@@ -599,6 +705,7 @@ fn write_spans(
     traces: &mut HashMap<(i64, Vec<u8>), TraceState>,
     spans: &[Span],
     now: i64,
+    outbox: &mut Outbox,
 ) -> rusqlite::Result<WriteOutcome> {
     let mut outcome = WriteOutcome::default();
     let mut insert_span = tx.prepare_cached(
@@ -643,6 +750,9 @@ fn write_spans(
             &events,
         ];
         if insert_span.execute(&columns[..])? == 1 {
+            if span.end_ns.is_some() {
+                outbox.push(tx, 0, tx.last_insert_rowid())?;
+            }
             outcome.inserted += 1;
             outcome.stored.push(index);
             trace.add(span);
@@ -683,6 +793,7 @@ fn write_spans(
                      WHERE rowid = ?16",
                 )?
                 .execute(&with_rowid[..])?;
+                outbox.push(tx, 0, rowid)?;
                 trace.complete(span, SpanStatus::from_code(old_status), old_cost);
                 outcome.completed += 1;
                 outcome.stored.push(index);
@@ -764,6 +875,7 @@ fn write_logs(
     tx: &Connection,
     tenants: &mut HashMap<String, i64>,
     logs: &[LogRecord],
+    outbox: &mut Outbox,
 ) -> rusqlite::Result<WriteOutcome> {
     let mut outcome = WriteOutcome::default();
     let mut insert = tx.prepare_cached(
@@ -793,6 +905,7 @@ fn write_logs(
             metadata,
         ])?;
         if changed == 1 {
+            outbox.push(tx, 1, tx.last_insert_rowid())?;
             outcome.inserted += 1;
         } else {
             outcome.duplicates += 1;

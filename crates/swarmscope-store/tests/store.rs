@@ -241,6 +241,7 @@ async fn a_full_queue_refuses_instead_of_growing() {
         WriterConfig {
             queue_capacity_spans: 10,
             max_batch_spans: 10,
+            ..WriterConfig::default()
         },
     )
     .expect("open");

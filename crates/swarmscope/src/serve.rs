@@ -97,6 +97,11 @@ impl Collector {
             WriterConfig {
                 queue_capacity_spans: config.queue_capacity_spans,
                 max_batch_spans: config.max_batch_spans,
+                outbox_capacity: if config.forward.is_empty() {
+                    0
+                } else {
+                    config.forward_backlog
+                },
             },
         )
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
@@ -116,6 +121,11 @@ impl Collector {
                 interval,
             ));
         }
+        swarmscope_server::forward::start(
+            store.clone(),
+            config.forward.clone(),
+            std::sync::Arc::clone(&state.metrics),
+        );
         tokio::spawn(swarmscope_server::retention::run(
             store.clone(),
             config.retention.clone(),
