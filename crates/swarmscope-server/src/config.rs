@@ -117,6 +117,10 @@ pub struct Config {
     /// The built-in alert engine: rules, channels, what else to scrape.
     #[serde(default)]
     pub alerts: swarmscope_alerts::AlertsConfig,
+    /// Below this many free bytes on the data disk, ingest answers 507 until
+    /// space returns (0: off). Default 256 MiB.
+    #[serde(default = "default_min_free_disk_bytes")]
+    pub min_free_disk_bytes: u64,
     /// OTLP/HTTP endpoints that receive every committed span and log line.
     #[serde(default)]
     pub forward: Vec<crate::forward::ForwardTarget>,
@@ -146,6 +150,9 @@ fn default_max_batch_spans() -> usize {
 fn default_incomplete_after_secs() -> u64 {
     1_800
 }
+fn default_min_free_disk_bytes() -> u64 {
+    256 * 1024 * 1024
+}
 fn default_forward_backlog() -> usize {
     1_000_000
 }
@@ -168,6 +175,7 @@ impl Default for Config {
             metrics_tenant_cap: default_metrics_tenant_cap(),
             prices: Vec::new(),
             keys: Vec::new(),
+            min_free_disk_bytes: default_min_free_disk_bytes(),
             forward: Vec::new(),
             forward_backlog: default_forward_backlog(),
             otlp_grpc: true,

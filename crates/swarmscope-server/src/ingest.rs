@@ -35,6 +35,7 @@ async fn decode_checked<T: Send + 'static>(
 ) -> Result<Vec<T>, ApiError> {
     let principal = state.auth.authenticate(headers)?;
     let key_tenant = principal.ingest_tenant()?.map(str::to_owned);
+    state.disk.check()?;
     let raw = read_body(headers, body, state.max_body_bytes).await?;
     let limits = state.limits.clone();
     let limit = state.max_body_bytes;

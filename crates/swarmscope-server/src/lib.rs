@@ -51,6 +51,8 @@ pub struct AppState {
     pub metrics: Arc<span_metrics::CollectorMetrics>,
     /// Permits for live (server-sent events) connections.
     pub live: Arc<tokio::sync::Semaphore>,
+    /// Refuses writes while the data disk is nearly full.
+    pub disk: Arc<disk::DiskGuard>,
     /// The built-in alert engine, when running (see [`start_alerts`]).
     pub alerts: Option<Arc<swarmscope_alerts::AlertEngine>>,
 }
@@ -58,7 +60,13 @@ pub struct AppState {
 impl AppState {
     /// State for `config` over an opened store.
     pub fn new(store: Store, config: &Config) -> Result<AppState, ConfigError> {
+        let data_dir = store
+            .path()
+            .parent()
+            .map(std::path::Path::to_owned)
+            .unwrap_or_default();
         Ok(AppState {
+            disk: Arc::new(disk::DiskGuard::new(config.min_free_disk_bytes, &data_dir)),
             store,
             auth: Arc::new(Auth::from_config(&config.keys)?),
             limits: Arc::new(Limits::default()),

@@ -79,6 +79,7 @@ async fn decode<T: Send + 'static>(
 ) -> Result<(T, Option<String>, Encoding), ApiError> {
     let principal = state.auth.authenticate(headers)?;
     let key_tenant = principal.ingest_tenant()?.map(str::to_owned);
+    state.disk.check()?;
     let encoding = encoding(headers)?;
     let raw = read_body(headers, body, state.max_body_bytes).await?;
     let limit = state.max_body_bytes;
@@ -199,10 +200,12 @@ impl Grpc {
     ) -> Result<Option<String>, tonic::Status> {
         let headers = metadata.clone().into_headers();
         let principal = self.state.auth.authenticate(&headers).map_err(status)?;
-        Ok(principal
+        let tenant = principal
             .ingest_tenant()
             .map_err(status)?
-            .map(str::to_owned))
+            .map(str::to_owned);
+        self.state.disk.check().map_err(status)?;
+        Ok(tenant)
     }
 }
 

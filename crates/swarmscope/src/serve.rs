@@ -121,6 +121,7 @@ impl Collector {
                 interval,
             ));
         }
+        tokio::spawn(std::sync::Arc::clone(&state.disk).watch(config.data_dir.clone()));
         swarmscope_server::forward::start(
             store.clone(),
             config.forward.clone(),

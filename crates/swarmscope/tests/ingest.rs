@@ -259,3 +259,40 @@ async fn unknown_routes_and_methods_answer_json() {
     assert_eq!(status, 405, "{body}");
     assert!(body["error"].is_string());
 }
+
+/// Under the free-space floor, every ingest route answers 507 with
+/// Retry-After and stores nothing; reads keep working.
+#[tokio::test]
+async fn a_nearly_full_disk_refuses_writes_with_507_and_stores_nothing() {
+    let (keys_toml, keys) = support::config_with_keys(&[(None, &["admin"])]);
+    // A floor no disk can meet: the data disk is "nearly full".
+    let server = Server::with_config(&format!(
+        "min_free_disk_bytes = 9000000000000000000\n{keys_toml}"
+    ));
+    let admin = &keys[0];
+    let client = reqwest::Client::new();
+    for (path, ct, body) in [
+        ("/api/traces", "application/json", json!([support::seed_span()]).to_string()),
+        ("/api/logs", "application/json", json!([{"timestamp": "2025-12-14T10:30:45.123Z", "level": "info", "message": "m", "tenant_id": "t"}]).to_string()),
+        ("/v1/traces", "application/json", "{}".to_owned()),
+    ] {
+        let resp = client
+            .post(server.url(path))
+            .bearer_auth(admin)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(resp.status(), 507, "{path}");
+        assert_eq!(resp.headers()["retry-after"], "30", "{path}");
+        let err: serde_json::Value = resp.json().await.expect("JSON error");
+        assert!(
+            err["error"].as_str().is_some_and(|e| e.contains("nearly full")),
+            "{err}"
+        );
+    }
+    assert_eq!(server.span_count(Some(admin)).await, 0);
+    let (status, _) = server.get("/api/traces", Some(admin)).await;
+    assert_eq!(status, 200, "reads still work");
+}
