@@ -117,6 +117,10 @@ pub struct Config {
     /// The built-in alert engine: rules, channels, what else to scrape.
     #[serde(default)]
     pub alerts: swarmscope_alerts::AlertsConfig,
+    /// Failed authentications from one address in a minute before it gets
+    /// 429 for the rest of the minute (0: no limit). Default 20.
+    #[serde(default = "default_auth_failures")]
+    pub auth_failures_per_minute: u32,
     /// Below this many free bytes on the data disk, ingest answers 507 until
     /// space returns (0: off). Default 256 MiB.
     #[serde(default = "default_min_free_disk_bytes")]
@@ -150,6 +154,9 @@ fn default_max_batch_spans() -> usize {
 fn default_incomplete_after_secs() -> u64 {
     1_800
 }
+fn default_auth_failures() -> u32 {
+    20
+}
 fn default_min_free_disk_bytes() -> u64 {
     256 * 1024 * 1024
 }
@@ -176,6 +183,7 @@ impl Default for Config {
             prices: Vec::new(),
             keys: Vec::new(),
             min_free_disk_bytes: default_min_free_disk_bytes(),
+            auth_failures_per_minute: default_auth_failures(),
             forward: Vec::new(),
             forward_backlog: default_forward_backlog(),
             otlp_grpc: true,

@@ -17,6 +17,7 @@ pub mod forward;
 pub mod incomplete;
 mod ingest;
 mod live;
+pub mod lockout;
 pub mod otlp;
 mod query;
 pub mod retention;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub metrics: Arc<span_metrics::CollectorMetrics>,
     /// Permits for live (server-sent events) connections.
     pub live: Arc<tokio::sync::Semaphore>,
+    /// Failed authentications per address (429 past a limit).
+    pub lockout: Arc<lockout::Lockout>,
     /// Refuses writes while the data disk is nearly full.
     pub disk: Arc<disk::DiskGuard>,
     /// The built-in alert engine, when running (see [`start_alerts`]).
@@ -67,6 +70,7 @@ impl AppState {
             .unwrap_or_default();
         Ok(AppState {
             disk: Arc::new(disk::DiskGuard::new(config.min_free_disk_bytes, &data_dir)),
+            lockout: Arc::new(lockout::Lockout::new(config.auth_failures_per_minute)),
             store,
             auth: Arc::new(Auth::from_config(&config.keys)?),
             limits: Arc::new(Limits::default()),
@@ -127,6 +131,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            lockout::guard,
         ))
         .with_state(state)
 }

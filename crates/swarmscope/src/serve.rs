@@ -157,10 +157,13 @@ impl Collector {
         };
         let writer = store.writer().clone();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router(state))
-                .with_graceful_shutdown(until_stopped(stopped))
-                .await
-                .context("server failed")?;
+            axum::serve(
+                listener,
+                router(state).into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(until_stopped(stopped))
+            .await
+            .context("server failed")?;
             if let Some(grpc) = grpc {
                 if let Ok(Err(e)) = grpc.await {
                     tracing::error!(error = %e, "OTLP/gRPC server failed");

@@ -1,0 +1,113 @@
+//! Slowing down key guessing: after `auth_failures_per_minute` (default 20)
+//! failed authentications from one address within a minute, that address gets 429 (with `Retry-After`) on
+//! every route until the minute is over. Bounded: at most 10,000 addresses
+//! are tracked, expired entries are dropped first.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+const WINDOW: Duration = Duration::from_secs(60);
+const MAX_TRACKED: usize = 10_000;
+
+/// Failed authentications per address.
+#[derive(Debug)]
+pub struct Lockout {
+    max_failures: u32,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl Lockout {
+    /// Locks an address out after `max_failures` failures in a minute (0: never).
+    pub fn new(max_failures: u32) -> Lockout {
+        Lockout {
+            max_failures,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Seconds left in the lockout of `ip`, if locked out.
+    fn locked(&self, ip: IpAddr, now: Instant) -> Option<u64> {
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let (count, since) = map.get(&ip)?;
+        let elapsed = now.duration_since(*since);
+        (self.max_failures > 0 && *count >= self.max_failures && elapsed < WINDOW)
+            .then(|| (WINDOW - elapsed).as_secs().max(1))
+    }
+
+    /// Records a failed authentication from `ip`.
+    fn failed(&self, ip: IpAddr, now: Instant) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_TRACKED && !map.contains_key(&ip) {
+            map.retain(|_, (_, since)| now.duration_since(*since) < WINDOW);
+            if map.len() >= MAX_TRACKED {
+                map.clear();
+            }
+        }
+        let entry = map.entry(ip).or_insert((0, now));
+        if now.duration_since(entry.1) >= WINDOW {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+    }
+}
+
+/// The middleware: refuses locked-out addresses, counts 401 answers.
+pub(crate) async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let Some(ip) = ip else {
+        return next.run(request).await;
+    };
+    if let Some(secs) = state.lockout.locked(ip, Instant::now()) {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed authentications from {ip}; try again in {secs} s"),
+        );
+        e.retry_after = Some(secs as u32);
+        return e.into_response();
+    }
+    let response = next.run(request).await;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        state.lockout.failed(ip, Instant::now());
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twenty_failures_lock_an_address_out_for_the_rest_of_the_minute() {
+        let l = Lockout::new(20);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let other: IpAddr = [10, 0, 0, 2].into();
+        let t0 = Instant::now();
+        for _ in 0..19 {
+            l.failed(ip, t0);
+        }
+        assert_eq!(l.locked(ip, t0), None);
+        l.failed(ip, t0);
+        assert!(l.locked(ip, t0 + Duration::from_secs(1)).is_some());
+        assert_eq!(l.locked(other, t0), None, "per address");
+        assert_eq!(l.locked(ip, t0 + WINDOW), None, "over after the window");
+        l.failed(ip, t0 + WINDOW);
+        assert_eq!(
+            l.locked(ip, t0 + WINDOW),
+            None,
+            "a new window starts from zero"
+        );
+    }
+}
