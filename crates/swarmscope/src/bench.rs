@@ -175,9 +175,16 @@ struct AckedTrace {
 }
 
 /// A collector this bench started, stopped gracefully on drop.
-struct Spawned {
+pub(crate) struct Spawned {
     child: Child,
     _tmp: Option<tempfile::TempDir>,
+}
+
+impl Spawned {
+    /// The collector's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Spawned {
@@ -191,6 +198,15 @@ impl Drop for Spawned {
 }
 
 fn spawn_collector(data_dir: Option<PathBuf>) -> anyhow::Result<(Spawned, String)> {
+    spawn_collector_with(data_dir, None)
+}
+
+/// Starts `swarmscope serve` on a free loopback port, with a config file if
+/// given; returns it and its base URL.
+pub(crate) fn spawn_collector_with(
+    data_dir: Option<PathBuf>,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<(Spawned, String)> {
     let (dir, tmp) = match data_dir {
         Some(d) => (d, None),
         None => {
@@ -199,9 +215,13 @@ fn spawn_collector(data_dir: Option<PathBuf>) -> anyhow::Result<(Spawned, String
         }
     };
     let exe = std::env::current_exe().context("cannot find my own executable")?;
-    let mut child = Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
+    let mut cmd = Command::new(exe);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let mut child = cmd
         .env("SWARMSCOPE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -247,6 +247,10 @@ pub(crate) enum BenchCommand {
     /// latency, trace read latency, RSS and bytes per span; then check that
     /// every acknowledged span is stored.
     Ingest(crate::bench::IngestArgs),
+    /// N simulated VMs flush a ticket's spans and log lines at once through
+    /// the SDK; report flush latency, 503s, spooling, collector memory, and
+    /// check that everything is stored once.
+    Fleet(crate::fleet::FleetArgs),
 }
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -266,5 +270,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Ingest(args),
         } => crate::bench::ingest(args).await,
+        Command::Bench {
+            command: BenchCommand::Fleet(args),
+        } => crate::fleet::run(args).await,
     }
 }

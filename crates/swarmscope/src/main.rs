@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod client;
 mod demo;
+mod fleet;
 mod keys;
 mod logs;
 mod serve;

@@ -1,4 +1,7 @@
-//! kill -9 in the middle of ingest: every span answered 202 survives.
+//! kill -9 in the middle of ingest: every span and log line answered 202
+//! survives, and the database passes `PRAGMA integrity_check` after each
+//! kill. Three rounds in CI; `SWARMSCOPE_CRASH_ROUNDS=20 cargo test -p
+//! swarmscope --test crash -- --nocapture` for the full run.
 
 mod support;
 
@@ -9,8 +12,13 @@ use support::{span, Server};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_spans_survive_kill_9() {
     let tmp = tempfile::tempdir().expect("tmp");
+    let rounds: u64 = std::env::var("SWARMSCOPE_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let mut all_acked: Vec<(String, usize)> = Vec::new();
-    for round in 0..3 {
+    let mut acked_logs: Vec<String> = Vec::new();
+    for round in 0..rounds {
         let mut server = Server::start_in(tmp.path(), None, &[]);
         let client = reqwest::Client::new();
         let mut tasks = Vec::new();
@@ -18,6 +26,7 @@ async fn acknowledged_spans_survive_kill_9() {
             let (client, base) = (client.clone(), server.base.clone());
             tasks.push(tokio::spawn(async move {
                 let mut acked = Vec::new();
+                let mut logs = Vec::new();
                 for i in 0..10_000 {
                     let trace = format!("r{round}-w{w}-t{i}");
                     let n = 1 + (i % 30);
@@ -30,18 +39,38 @@ async fn acknowledged_spans_survive_kill_9() {
                         .send()
                         .await
                     {
-                        Ok(r) if r.status() == 202 => acked.push((trace, n)),
+                        Ok(r) if r.status() == 202 => acked.push((trace.clone(), n)),
+                        _ => break,
+                    }
+                    let line = serde_json::json!([{"timestamp": "2025-12-14T10:30:45.123Z",
+                        "level": "info", "message": format!("line {trace}"), "tenant_id": "acme"}]);
+                    match client
+                        .post(format!("{base}/api/logs"))
+                        .json(&line)
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status() == 202 => logs.push(format!("line {trace}")),
                         _ => break,
                     }
                 }
-                acked
+                (acked, logs)
             }));
         }
-        tokio::time::sleep(Duration::from_millis(300 + 200 * round)).await;
+        // Kill at a different moment each round.
+        tokio::time::sleep(Duration::from_millis(250 + (round * 137) % 600)).await;
         server.kill9();
         for t in tasks {
-            all_acked.extend(t.await.expect("task"));
+            let (spans, logs) = t.await.expect("task");
+            all_acked.extend(spans);
+            acked_logs.extend(logs);
         }
+        let db =
+            rusqlite::Connection::open(tmp.path().join("data/swarmscope.db")).expect("open db");
+        let check: String = db
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .expect("integrity_check");
+        assert_eq!(check, "ok", "round {round}");
     }
     assert!(
         all_acked.len() > 50,
@@ -57,8 +86,31 @@ async fn acknowledged_spans_survive_kill_9() {
         );
         assert_eq!(doc["spans"].as_array().map(Vec::len), Some(*n), "{trace}");
     }
+    // Every acknowledged log line too (looked up by its unique text).
+    for message in acked_logs.iter().step_by((acked_logs.len() / 300).max(1)) {
+        let (status, page) = server
+            .get(
+                &format!("/api/logs?q={}&limit=1000", message.replace(' ', "%20")),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        let found = page["logs"].as_array().is_some_and(|ls| {
+            ls.iter()
+                .filter(|l| l["message"] == message.as_str())
+                .count()
+                == 1
+        });
+        assert!(found, "{message} is not stored exactly once");
+    }
+    let (_, stats) = server.get("/api/stats", None).await;
+    assert!(
+        stats["logs"].as_i64() >= Some(acked_logs.len() as i64),
+        "{stats}"
+    );
     println!(
-        "{} acknowledged requests all present after 3 kill -9 rounds",
-        all_acked.len()
+        "{} acknowledged span requests and {} log lines all present after {rounds} kill -9 rounds; integrity_check ok each time",
+        all_acked.len(),
+        acked_logs.len()
     );
 }
