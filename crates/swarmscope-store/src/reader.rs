@@ -451,20 +451,7 @@ impl Reader {
                 }
                 let mut rows = log_stmt.query([row])?;
                 let Some(r) = rows.next()? else { continue };
-                let decode_id = |v: Option<Vec<u8>>| v.and_then(|b| id::decode(&b));
-                batch.logs.push(LogRecord {
-                    tenant_id: r.get(0)?,
-                    time_ns: r.get(1)?,
-                    level: LogLevel::from_code(r.get(2)?),
-                    message: r.get(3)?,
-                    trace_id: decode_id(r.get(4)?),
-                    span_id: decode_id(r.get(5)?),
-                    request_id: r.get(6)?,
-                    ticket_id: r.get(7)?,
-                    agent_id: r.get(8)?,
-                    duration_ms: r.get(9)?,
-                    metadata: parse_object(r.get(10)?, "log metadata")?,
-                });
+                batch.logs.push(log_from_row(r, 0)?);
             }
             Ok(Some(batch))
         })
@@ -590,6 +577,26 @@ fn load_spans(
     Ok((spans, truncated))
 }
 
+/// A log line from the 11 columns `tenant name, time_ns, level, message,
+/// trace_id, span_id, request_id, ticket_id, agent_id, duration_ms,
+/// metadata` starting at column `at`.
+fn log_from_row(r: &Row<'_>, at: usize) -> Result<LogRecord, StoreError> {
+    let decode_id = |v: Option<Vec<u8>>| v.and_then(|b| id::decode(&b));
+    Ok(LogRecord {
+        tenant_id: r.get(at)?,
+        time_ns: r.get(at + 1)?,
+        level: LogLevel::from_code(r.get(at + 2)?),
+        message: r.get(at + 3)?,
+        trace_id: decode_id(r.get(at + 4)?),
+        span_id: decode_id(r.get(at + 5)?),
+        request_id: r.get(at + 6)?,
+        ticket_id: r.get(at + 7)?,
+        agent_id: r.get(at + 8)?,
+        duration_ms: r.get(at + 9)?,
+        metadata: parse_object(r.get(at + 10)?, "log metadata")?,
+    })
+}
+
 fn query_logs(conn: &Connection, filter: &LogFilter) -> Result<LogPage, StoreError> {
     let mut sql = String::from(
         "SELECT l.id, tn.name, l.time_ns, l.level, l.message, l.trace_id, l.span_id, l.request_id,
@@ -671,23 +678,7 @@ fn query_logs(conn: &Connection, filter: &LogFilter) -> Result<LogPage, StoreErr
     let mut rows = stmt.query(params_from_iter(params))?;
     let mut out: Vec<(i64, LogRecord)> = Vec::new();
     while let Some(r) = rows.next()? {
-        let decode_id = |v: Option<Vec<u8>>| v.and_then(|b| id::decode(&b));
-        out.push((
-            r.get(0)?,
-            LogRecord {
-                tenant_id: r.get(1)?,
-                time_ns: r.get(2)?,
-                level: LogLevel::from_code(r.get(3)?),
-                message: r.get(4)?,
-                trace_id: decode_id(r.get(5)?),
-                span_id: decode_id(r.get(6)?),
-                request_id: r.get(7)?,
-                ticket_id: r.get(8)?,
-                agent_id: r.get(9)?,
-                duration_ms: r.get(10)?,
-                metadata: parse_object(r.get(11)?, "log metadata")?,
-            },
-        ));
+        out.push((r.get(0)?, log_from_row(r, 1)?));
     }
     let more = out.len() > limit;
     out.truncate(limit);
