@@ -17,10 +17,21 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
      form-action 'self'";
 
+/// `SWARMSCOPE_UI_DIR`, read once.
+fn ui_dir() -> Option<&'static std::path::Path> {
+    static DIR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| std::env::var_os("SWARMSCOPE_UI_DIR").map(Into::into))
+        .as_deref()
+}
+
 fn asset(name: &str, embedded: &'static str, content_type: &'static str) -> Response {
-    let body: String = std::env::var_os("SWARMSCOPE_UI_DIR")
-        .and_then(|dir| std::fs::read_to_string(std::path::Path::new(&dir).join(name)).ok())
-        .unwrap_or_else(|| embedded.to_owned());
+    // The embedded copy is served without copying it; a UI directory, when
+    // set, is read on each request so edits show without a restart.
+    let body: axum::body::Body =
+        match ui_dir().and_then(|d| std::fs::read_to_string(d.join(name)).ok()) {
+            Some(text) => text.into(),
+            None => embedded.into(),
+        };
     (
         [
             (header::CONTENT_TYPE, content_type),

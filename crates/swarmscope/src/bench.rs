@@ -241,7 +241,8 @@ pub(crate) fn spawn_collector_with(
     Ok((Spawned { child, _tmp: tmp }, url))
 }
 
-fn rss_kib(pid: u32, field: &str) -> Option<u64> {
+/// A memory figure of process `pid` from /proc (`VmRSS:`, `VmHWM:`), KiB.
+pub(crate) fn rss_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -252,7 +253,8 @@ fn rss_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+/// The `p` quantile (0–1) of sorted durations.
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

@@ -10,6 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+
+use crate::bench::{percentile, rss_kib};
+use crate::UsageError;
 use clap::Args;
 use serde_json::json;
 use swarmscope_sdk::log::LogBuffer;
@@ -33,25 +36,6 @@ pub(crate) struct FleetArgs {
     /// How long each VM's flush may take, retries included, before it spools.
     #[arg(long, default_value_t = 10)]
     pub(crate) deadline_secs: u64,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
-}
-
-fn peak_rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
 }
 
 /// One VM: records its spans and lines, waits for the start signal, flushes.
@@ -99,6 +83,16 @@ async fn vm(
 
 /// Runs the bench and prints its figures.
 pub(crate) async fn run(args: FleetArgs) -> anyhow::Result<()> {
+    if !(1..=10_000).contains(&args.agents)
+        || args.spans == 0
+        || args.queue_capacity == 0
+        || args.deadline_secs == 0
+    {
+        return Err(UsageError(
+            "--agents must be 1 to 10000, and --spans, --queue-capacity and --deadline-secs positive".into(),
+        )
+        .into());
+    }
     let tmp = tempfile::tempdir().context("cannot make a temporary directory")?;
     let config = tmp.path().join("swarmscope.toml");
     std::fs::write(
@@ -167,7 +161,7 @@ pub(crate) async fn run(args: FleetArgs) -> anyhow::Result<()> {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     println!("collector answered 503 (queue full) to {overloaded} requests");
-    if let Some(mb) = peak_rss_mb(pid) {
+    if let Some(mb) = rss_kib(pid, "VmHWM:").map(|kib| kib as f64 / 1024.0) {
         println!("collector peak RSS: {mb:.1} MB");
     }
     // Ship what the VMs spooled, as a host would after the burst.

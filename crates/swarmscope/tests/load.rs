@@ -51,3 +51,16 @@ fn an_overloaded_collector_sheds_load_and_the_spools_make_up_for_it() {
         .unwrap_or(0.0);
     assert!(refused > 0.0, "no 503 under overload: {out}");
 }
+
+#[test]
+fn bad_fleet_flags_are_refused_with_one_line() {
+    for args in [
+        &["bench", "fleet", "--agents", "0"][..],
+        &["bench", "fleet", "--spans", "0"][..],
+    ] {
+        let (code, _, err) = run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("--agents"), "{err}");
+    }
+}
