@@ -332,6 +332,9 @@ pub struct CollectorHealth {
     pub forward_backlog: Gauge,
     /// `swarmscope_forward_dropped_total`: items not queued, the backlog being full.
     pub forward_dropped: Counter,
+    /// `swarmscope_scrubbed_values_total`: attribute values, messages and
+    /// log lines in which a secret was masked before storage.
+    pub scrubbed_values: Counter,
 }
 
 /// `target`, `kind`.
@@ -414,6 +417,11 @@ impl CollectorHealth {
             "swarmscope_database_bytes",
             "Bytes in use by the database file",
             self.database_bytes.clone(),
+        );
+        registry.register(
+            "swarmscope_scrubbed_values",
+            "Values in which a secret was masked before storage",
+            self.scrubbed_values.clone(),
         );
         registry.register(
             "swarmscope_pruned_rows",

@@ -2,13 +2,14 @@
 //!
 //! The types every other crate speaks ([`Span`], [`SpanEvent`], [`SpanKind`],
 //! [`SpanStatus`]), the compact id codec used by the store ([`id`]), RFC 3339
-//! time handling ([`timestamp`]) and the decoder for the seed's AgentTracer wire
+//! time handling ([`timestamp`]), secret recognition ([`secret`]) and the decoder for the seed's AgentTracer wire
 //! format ([`seed`]). This crate does no I/O.
 
 pub mod id;
 pub mod limits;
 pub mod log;
 pub mod price;
+pub mod secret;
 pub mod seed;
 pub mod span;
 pub mod timestamp;

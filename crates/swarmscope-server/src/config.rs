@@ -134,6 +134,9 @@ pub struct Config {
     /// How long spans and logs are kept, and the database size cap.
     #[serde(default)]
     pub retention: crate::retention::RetentionConfig,
+    /// Secret masking before anything is stored.
+    #[serde(default)]
+    pub scrub: crate::scrub::ScrubConfig,
 }
 
 fn default_listen() -> SocketAddr {
@@ -190,6 +193,7 @@ impl Default for Config {
             otlp_grpc_listen: None,
             alerts: swarmscope_alerts::AlertsConfig::default(),
             retention: crate::retention::RetentionConfig::default(),
+            scrub: crate::scrub::ScrubConfig::default(),
         }
     }
 }
@@ -248,6 +252,9 @@ impl Config {
             return invalid(e);
         }
         if let Err(e) = crate::forward::validate(&self.forward) {
+            return invalid(e);
+        }
+        if let Err(e) = crate::scrub::Scrubber::new(&self.scrub) {
             return invalid(e);
         }
         for (i, p) in self.prices.iter().enumerate() {

@@ -101,6 +101,7 @@ async fn ingest_spans(
         "tenantId",
     )
     .await?;
+    span_metrics::scrubbed(&state.metrics, state.scrub.spans(&mut spans));
     let derived = span_metrics::prepare(&mut spans, state.metrics.prices());
     let tenants: Vec<String> = spans.iter().map(|s| s.tenant_id.clone()).collect();
     let outcome = state.store.writer().write(spans).await?;
@@ -125,7 +126,7 @@ async fn ingest_logs(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let logs = decode_checked(
+    let mut logs = decode_checked(
         state,
         &headers,
         body,
@@ -134,6 +135,7 @@ async fn ingest_logs(
         "tenant_id",
     )
     .await?;
+    span_metrics::scrubbed(&state.metrics, state.scrub.logs(&mut logs));
     let tenants: Vec<String> = logs.iter().map(|l| l.tenant_id.clone()).collect();
     let outcome = state.store.writer().write_logs(logs).await?;
     span_metrics::accepted(&state.metrics, tenants.into_iter(), true);

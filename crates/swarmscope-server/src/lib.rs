@@ -22,6 +22,7 @@ pub mod otlp;
 mod query;
 pub mod retention;
 mod scrape;
+pub mod scrub;
 pub mod span_metrics;
 mod ui;
 
@@ -58,6 +59,8 @@ pub struct AppState {
     pub disk: Arc<disk::DiskGuard>,
     /// The built-in alert engine, when running (see [`start_alerts`]).
     pub alerts: Option<Arc<swarmscope_alerts::AlertEngine>>,
+    /// Masks secrets in spans and log lines before they are stored.
+    pub scrub: Arc<scrub::Scrubber>,
 }
 
 impl AppState {
@@ -81,6 +84,7 @@ impl AppState {
             )),
             live: Arc::new(tokio::sync::Semaphore::new(live::MAX_LIVE)),
             alerts: None,
+            scrub: Arc::new(scrub::Scrubber::new(&config.scrub).map_err(ConfigError::Invalid)?),
         })
     }
 }

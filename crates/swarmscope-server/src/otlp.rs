@@ -37,6 +37,7 @@ async fn store_spans(state: &AppState, mut spans: Vec<Span>) -> Result<(), ApiEr
     if spans.is_empty() {
         return Ok(());
     }
+    span_metrics::scrubbed(&state.metrics, state.scrub.spans(&mut spans));
     let derived = span_metrics::prepare(&mut spans, state.metrics.prices());
     let tenants: Vec<String> = spans.iter().map(|s| s.tenant_id.clone()).collect();
     let outcome = state.store.writer().write(spans).await?;
@@ -45,10 +46,11 @@ async fn store_spans(state: &AppState, mut spans: Vec<Span>) -> Result<(), ApiEr
     Ok(())
 }
 
-async fn store_logs(state: &AppState, logs: Vec<LogRecord>) -> Result<(), ApiError> {
+async fn store_logs(state: &AppState, mut logs: Vec<LogRecord>) -> Result<(), ApiError> {
     if logs.is_empty() {
         return Ok(());
     }
+    span_metrics::scrubbed(&state.metrics, state.scrub.logs(&mut logs));
     let tenants: Vec<String> = logs.iter().map(|l| l.tenant_id.clone()).collect();
     state.store.writer().write_logs(logs).await?;
     span_metrics::accepted(&state.metrics, tenants.into_iter(), true);

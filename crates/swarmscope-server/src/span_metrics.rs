@@ -422,6 +422,14 @@ pub(crate) fn accepted(
     }
 }
 
+/// Counts values masked by the scrubber (before the write: a request
+/// refused later was still scrubbed, and nothing of it stored).
+pub(crate) fn scrubbed(metrics: &CollectorMetrics, n: u64) {
+    if n > 0 {
+        metrics.health.scrubbed_values.inc_by(n);
+    }
+}
+
 /// Runs the derivation steps of ingest (pricing, storing the cost, counting)
 /// on `spans` as if `stored` were what the write stored. For the benchmark
 /// in `benches/metrics.rs`; ingest itself calls the same two steps.

@@ -14,7 +14,8 @@
 //! old files gzip-compressed (the `file-rotate` crate).
 
 mod json;
-pub mod redact;
+/// Secret masking, shared with the collector's scrubbing.
+pub use swarmscope_model::secret as redact;
 mod shipping;
 
 use std::io::{IsTerminal, Write};

@@ -1,6 +1,7 @@
-//! Secrets never reach a log line. Fields whose name says they hold a secret
-//! are replaced whole; strings shaped like an Anthropic key (`sk-ant-…`) or a
-//! bearer token are masked wherever they appear in a message or value.
+//! Recognising secrets: field names that say they hold one, and strings
+//! shaped like an Anthropic key (`sk-ant-…`) or a bearer token. The SDK's
+//! logger masks them before a line is written; the collector masks them (and
+//! its configured patterns) before anything reaches disk.
 
 use std::borrow::Cow;
 
