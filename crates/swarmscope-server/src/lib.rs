@@ -20,6 +20,8 @@ mod live;
 pub mod lockout;
 pub mod otlp;
 mod query;
+#[doc(hidden)]
+pub use query::parse_queries;
 pub mod retention;
 mod scrape;
 pub mod scrub;

@@ -316,28 +316,19 @@ pub(crate) async fn ticket_traces(
     search(&state, filter).await
 }
 
-/// `GET /api/logs?...`: log lines, newest first (or `order=asc`), paginated.
-pub(crate) async fn list_logs(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let principal = state.auth.authenticate(&headers)?;
-    let params = Params::parse(
-        raw.as_deref(),
-        &[
-            "tenant_id",
-            "trace_id",
-            "level",
-            "since",
-            "until",
-            "q",
-            "limit",
-            "cursor",
-            "order",
-        ],
-    )?;
-    let scope = principal.read_scope(params.text("tenant_id")?.as_deref())?;
+const LOG_PARAMS: &[&str] = &[
+    "tenant_id",
+    "trace_id",
+    "level",
+    "since",
+    "until",
+    "q",
+    "limit",
+    "cursor",
+    "order",
+];
+
+fn log_filter(params: &Params, scope: Option<String>) -> Result<LogFilter, ApiError> {
     let min_level = params
         .0
         .get("level")
@@ -352,7 +343,7 @@ pub(crate) async fn list_logs(
         Some("asc") => true,
         Some(_) => return Err(ApiError::bad_param("order", "order must be asc or desc")),
     };
-    let filter = LogFilter {
+    Ok(LogFilter {
         tenant_id: scope,
         trace_id: params.text("trace_id")?,
         min_level,
@@ -360,9 +351,45 @@ pub(crate) async fn list_logs(
         until_ns: params.time("until")?,
         text: params.text("q")?,
         ascending,
-        limit: parse_limit(&params)?.unwrap_or(DEFAULT_LOG_LIMIT),
-        cursor: parse_cursor(&params)?,
-    };
+        limit: parse_limit(params)?.unwrap_or(DEFAULT_LOG_LIMIT),
+        cursor: parse_cursor(params)?,
+    })
+}
+
+/// Parses a query string as `GET /api/traces` and `GET /api/logs` would,
+/// without a database: `Err` holds the HTTP status and message of the
+/// refusal. For the fuzz targets (`fuzz/`), which check that no input
+/// panics and that what is accepted is within bounds.
+#[doc(hidden)]
+pub fn parse_queries(raw: &str) -> [Result<(usize, usize), (u16, String)>; 2] {
+    let refusal = |e: ApiError| (e.status.as_u16(), e.message);
+    let traces = Params::parse(Some(raw), LIST_PARAMS)
+        .and_then(|p| {
+            let scope = p.text("tenant_id")?;
+            trace_filter(&p, scope)
+        })
+        .map(|f| (f.limit, f.ticket_id.map_or(0, |t| t.len())))
+        .map_err(refusal);
+    let logs = Params::parse(Some(raw), LOG_PARAMS)
+        .and_then(|p| {
+            let scope = p.text("tenant_id")?;
+            log_filter(&p, scope)
+        })
+        .map(|f| (f.limit, f.text.map_or(0, |t| t.len())))
+        .map_err(refusal);
+    [traces, logs]
+}
+
+/// `GET /api/logs?...`: log lines, newest first (or `order=asc`), paginated.
+pub(crate) async fn list_logs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let principal = state.auth.authenticate(&headers)?;
+    let params = Params::parse(raw.as_deref(), LOG_PARAMS)?;
+    let scope = principal.read_scope(params.text("tenant_id")?.as_deref())?;
+    let filter = log_filter(&params, scope)?;
     let reader = state.store.reader().clone();
     let page = blocking(move || Ok(reader.list_logs(&filter)?)).await?;
     Ok(Json(json!({

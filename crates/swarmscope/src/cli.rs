@@ -251,6 +251,10 @@ pub(crate) enum BenchCommand {
     /// the SDK; report flush latency, 503s, spooling, collector memory, and
     /// check that everything is stored once.
     Fleet(crate::fleet::FleetArgs),
+    /// A steady load for a bounded time with short retention: samples the
+    /// collector's memory, descriptors and database size, and fails unless
+    /// they stay flat while pruning runs.
+    Soak(crate::soak::SoakArgs),
 }
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -273,5 +277,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Fleet(args),
         } => crate::fleet::run(args).await,
+        Command::Bench {
+            command: BenchCommand::Soak(args),
+        } => crate::soak::run(args).await,
     }
 }

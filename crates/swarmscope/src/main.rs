@@ -10,6 +10,7 @@ mod fleet;
 mod keys;
 mod logs;
 mod serve;
+mod soak;
 mod spool;
 mod tree;
 

@@ -1,0 +1,65 @@
+//! The OTLP decoders (protobuf and JSON, traces and logs): no input panics,
+//! and what converts to swarmscope spans and log lines converts back to an
+//! OTLP request that decodes to the same items (the forwarding path).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use prost::Message;
+use swarmscope_model::Limits;
+use swarmscope_otlp::{
+    decode_logs, decode_traces, logs_from_request, logs_to_request, spans_from_request,
+    spans_to_request, Encoding,
+};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let encoding = if selector & 1 == 0 {
+        Encoding::Protobuf
+    } else {
+        Encoding::Json
+    };
+    let limits = Limits::default();
+    if selector & 2 == 0 {
+        let Ok(request) = decode_traces(body, encoding) else {
+            return;
+        };
+        let converted = spans_from_request(&request, Some("fuzz"), &limits);
+        if converted.items.is_empty() {
+            return;
+        }
+        let again = spans_to_request(&converted.items).encode_to_vec();
+        let request = decode_traces(&again, Encoding::Protobuf).expect("our own encoding decodes");
+        let back = spans_from_request(&request, Some("fuzz"), &limits);
+        assert_eq!(back.rejected, 0, "{:?}", back.first_error);
+        let ids = |s: &[swarmscope_model::Span]| {
+            s.iter()
+                .map(|s| {
+                    (
+                        s.trace_id.clone(),
+                        s.span_id.clone(),
+                        s.parent_span_id.clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&back.items), ids(&converted.items));
+    } else {
+        let Ok(request) = decode_logs(body, encoding) else {
+            return;
+        };
+        let converted = logs_from_request(&request, Some("fuzz"), &limits);
+        if converted.items.is_empty() {
+            return;
+        }
+        let again = logs_to_request(&converted.items).encode_to_vec();
+        let request = decode_logs(&again, Encoding::Protobuf).expect("our own encoding decodes");
+        let back = logs_from_request(&request, Some("fuzz"), &limits);
+        assert_eq!(back.rejected, 0, "{:?}", back.first_error);
+        assert_eq!(back.items.len(), converted.items.len());
+        for (a, b) in back.items.iter().zip(&converted.items) {
+            assert_eq!((&a.trace_id, &a.message), (&b.trace_id, &b.message));
+        }
+    }
+});

@@ -1,0 +1,36 @@
+//! The seed's JSON decoders (spans and log lines): no input panics, and
+//! whatever is accepted passes the same checks as a span built by hand.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use swarmscope_model::seed::check_span;
+use swarmscope_model::{decode_logs, decode_spans, Limits};
+
+fuzz_target!(|data: &[u8]| {
+    let limits = Limits::default();
+    if let Ok(spans) = decode_spans(data, &limits, Some("fuzz")) {
+        for (i, span) in spans.iter().enumerate() {
+            if let Err(e) = check_span(span, &format!("[{i}]"), &limits) {
+                panic!("decoded span {i} fails its own check: {e}");
+            }
+            assert!(!span.tenant_id.is_empty());
+            assert!(span.end_ns.is_none_or(|end| end >= span.start_ns));
+        }
+    }
+    if let Ok(lines) = decode_logs(data, &limits, Some("fuzz")) {
+        for line in &lines {
+            assert!(!line.tenant_id.is_empty());
+            for id in [
+                &line.trace_id,
+                &line.span_id,
+                &line.ticket_id,
+                &line.agent_id,
+            ] {
+                assert!(
+                    id.as_ref().is_none_or(|id| id.len() <= limits.max_id_bytes),
+                    "{id:?}"
+                );
+            }
+        }
+    }
+});
