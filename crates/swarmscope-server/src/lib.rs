@@ -63,6 +63,9 @@ pub struct AppState {
     pub alerts: Option<Arc<swarmscope_alerts::AlertEngine>>,
     /// Masks secrets in spans and log lines before they are stored.
     pub scrub: Arc<scrub::Scrubber>,
+    /// Set to true when the collector stops: live streams end at once, so a
+    /// graceful shutdown does not wait for open viewers to disconnect.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -87,6 +90,7 @@ impl AppState {
             live: Arc::new(tokio::sync::Semaphore::new(live::MAX_LIVE)),
             alerts: None,
             scrub: Arc::new(scrub::Scrubber::new(&config.scrub).map_err(ConfigError::Invalid)?),
+            stopping: Arc::new(tokio::sync::watch::channel(false).0),
         })
     }
 }

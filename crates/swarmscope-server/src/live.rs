@@ -41,6 +41,7 @@ struct Feed {
     tenant: Option<String>,
     since_ns: i64,
     queue: VecDeque<Event>,
+    stopping: tokio::sync::watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -59,7 +60,12 @@ impl Feed {
                     return Some((Ok(Event::default().event("alerts").data(data)), self));
                 }
             }
-            tokio::time::sleep(POLL).await;
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                // The collector is stopping: end the stream (the client's
+                // EventSource reconnects to whichever collector comes up).
+                _ = self.stopping.wait_for(|s| *s) => return None,
+            }
             let filter = TraceFilter {
                 tenant_id: self.tenant.clone(),
                 updated_after_ns: Some(self.since_ns),
@@ -109,6 +115,7 @@ pub(crate) async fn events(
         tenant,
         since_ns: now_nanos(),
         queue: VecDeque::from([Event::default().event("hello").data("{}")]),
+        stopping: state.stopping.subscribe(),
         _permit: permit,
     };
     let stream = futures_util::stream::unfold(feed, Feed::next);

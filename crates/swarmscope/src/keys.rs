@@ -90,6 +90,24 @@ pub(crate) fn add(args: KeysAddArgs) -> anyhow::Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
     std::io::Write::write_all(&mut tmp, new_text.as_bytes())?;
+    // The new file replaces the old one: keep its mode and owner, so a
+    // config the service user reads stays readable by it (a new file is
+    // 0600, owned by whoever runs this).
+    if let Ok(meta) = std::fs::metadata(&args.config) {
+        use std::os::unix::fs::MetadataExt;
+        tmp.as_file()
+            .set_permissions(meta.permissions())
+            .with_context(|| format!("cannot set the mode of {}", args.config.display()))?;
+        if let Err(e) = std::os::unix::fs::fchown(tmp.as_file(), Some(meta.uid()), Some(meta.gid()))
+        {
+            eprintln!(
+                "warning: {} now belongs to you, not to uid {} gid {}: {e}",
+                args.config.display(),
+                meta.uid(),
+                meta.gid()
+            );
+        }
+    }
     tmp.persist(&args.config)
         .with_context(|| format!("cannot write {}", args.config.display()))?;
     println!("{key}");

@@ -85,7 +85,7 @@ pub(crate) struct Collector {
     pub(crate) alerts: Option<std::sync::Arc<swarmscope_alerts::AlertEngine>>,
     /// Whether no keys are configured.
     state_open: bool,
-    stop: tokio::sync::watch::Sender<bool>,
+    stop: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -136,7 +136,9 @@ impl Collector {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr().context("no local address")?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        // One stop signal for the HTTP and gRPC servers and the live streams.
+        let stop = std::sync::Arc::clone(&state.stopping);
+        let stopped = stop.subscribe();
         let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
@@ -189,7 +191,7 @@ impl Collector {
 
     /// Stops accepting, lets in-flight requests finish, commits the queue.
     pub(crate) async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(true);
+        self.stop.send_replace(true);
         self.task.await.context("the server task failed")?
     }
 }

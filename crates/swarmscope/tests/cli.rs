@@ -141,9 +141,17 @@ async fn keys_add_prints_a_key_once_and_the_server_accepts_it() {
     assert_eq!(code, 0, "{err}");
     let key = key.trim().to_owned();
     assert!(key.starts_with("ssk_"), "{key}");
+    // A config the service reads through its group keeps its mode.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).expect("chmod");
     let (code, admin, _) = run(&["keys", "add", "--config", &cfg, "--role", "admin"]);
     assert_eq!(code, 0);
     let admin = admin.trim().to_owned();
+    let mode = std::fs::metadata(&config)
+        .expect("config")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640, "{mode:o}");
     let (code, scraper, err) = run(&["keys", "add", "--config", &cfg, "--role", "metrics"]);
     assert_eq!(code, 0, "{err}");
     let scraper = scraper.trim().to_owned();

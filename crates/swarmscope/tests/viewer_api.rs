@@ -217,3 +217,48 @@ async fn the_live_feed_sends_new_traces_of_the_callers_tenant_only() {
     let (status, body) = server.get("/api/events?tenant_id=globex", Some(acme)).await;
     assert_eq!(status, 403, "{body}");
 }
+
+/// An open viewer does not hold up a graceful stop: SIGTERM ends the live
+/// stream, the collector exits 0 within seconds, and the span acknowledged
+/// just before is on disk.
+#[tokio::test]
+async fn an_open_live_stream_does_not_delay_shutdown() {
+    let mut server = Server::start();
+    let mut resp = reqwest::Client::new()
+        .get(server.url("/api/events"))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(resp.status(), 200);
+    let first = resp.chunk().await.expect("hello event");
+    assert!(first.is_some_and(|c| String::from_utf8_lossy(&c).contains("hello")));
+    let (status, _) = server
+        .post(
+            "/api/traces",
+            &json!([span("acme", "stop-1", "a", "git.clone")]),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let began = std::time::Instant::now();
+    let exit = tokio::task::spawn_blocking(move || {
+        let exit = server.terminate();
+        (exit, server)
+    });
+    // The stream ends (after any events still queued) rather than hanging.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Ok(Some(_)) = resp.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the live stream was not closed by the stop");
+    let (exit, server) = exit.await.expect("join");
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(5),
+        "stop took {:?}",
+        began.elapsed()
+    );
+    let restarted = Server::start_in(&server.data_dir, None, &[]);
+    let (status, doc) = restarted.get("/api/traces/stop-1", None).await;
+    assert_eq!(status, 200, "{doc}");
+}
