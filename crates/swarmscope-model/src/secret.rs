@@ -55,10 +55,43 @@ fn words(name: &str) -> Vec<String> {
 
 /// Whether a field of this name holds a secret.
 pub fn is_secret_name(name: &str) -> bool {
+    if name.is_ascii() {
+        return is_secret_ascii(name.as_bytes());
+    }
     let w = words(name);
     w.iter().any(|x| SECRET_WORDS.contains(&x.as_str()))
         || w.windows(2)
             .any(|p| SECRET_PAIRS.contains(&(p[0].as_str(), p[1].as_str())))
+}
+
+/// [`is_secret_name`] for ASCII names, without allocating: the collector
+/// asks it for every attribute of every span.
+fn is_secret_ascii(name: &[u8]) -> bool {
+    let eq = |w: &[u8], lower: &str| w.eq_ignore_ascii_case(lower.as_bytes());
+    let mut prev: Option<&[u8]> = None;
+    let mut start = 0;
+    let mut prev_lower = false;
+    let mut i = 0;
+    while i <= name.len() {
+        let c = name.get(i).copied();
+        let separator = matches!(c, None | Some(b'_' | b'-' | b'.' | b' '));
+        let camel = c.is_some_and(|c| c.is_ascii_uppercase()) && prev_lower && i > start;
+        if separator || camel {
+            if i > start {
+                let w = &name[start..i];
+                if SECRET_WORDS.iter().any(|s| eq(w, s))
+                    || prev.is_some_and(|p| SECRET_PAIRS.iter().any(|(a, b)| eq(p, a) && eq(w, b)))
+                {
+                    return true;
+                }
+                prev = Some(w);
+            }
+            start = if separator { i + 1 } else { i };
+        }
+        prev_lower = c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) && !separator;
+        i += 1;
+    }
+    false
 }
 
 fn token_char(b: u8) -> bool {
@@ -138,6 +171,38 @@ mod tests {
             "keyboard",
         ] {
             assert!(!is_secret_name(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn the_ascii_path_agrees_with_the_general_one() {
+        for n in [
+            "api_key",
+            "apiKey",
+            "APIKey",
+            "x-api-key",
+            "Set-Cookie",
+            "refreshToken",
+            "tokens",
+            "input_tokens",
+            "privateKey",
+            "private.key",
+            "keyboard",
+            "access_key_id",
+            "AUTH",
+            "oauth",
+            "my__token__",
+            "a",
+            "",
+            "db_password2",
+            "tokenCount",
+            "TokenCount",
+        ] {
+            let w = words(n);
+            let general = w.iter().any(|x| SECRET_WORDS.contains(&x.as_str()))
+                || w.windows(2)
+                    .any(|p| SECRET_PAIRS.contains(&(p[0].as_str(), p[1].as_str())));
+            assert_eq!(is_secret_ascii(n.as_bytes()), general, "{n}");
         }
     }
 

@@ -113,7 +113,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(scrape::metrics))
         .route(
             "/api/traces",
-            post(ingest::post_traces).get(query::list_traces),
+            post(ingest::post_traces)
+                .layer(ConcurrencyLimitLayer::new(INGEST_CONCURRENCY))
+                .get(query::list_traces),
         )
         .route("/api/traces/{trace_id}", get(query::get_trace))
         .route(

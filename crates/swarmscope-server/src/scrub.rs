@@ -11,8 +11,6 @@
 //! (`authorization`, `api_key`, `db_password`…) or is listed in the config is
 //! replaced whole, whatever its type.
 
-use std::collections::HashSet;
-
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,10 +23,10 @@ use swarmscope_model::{Attributes, LogRecord, Span};
 pub const BUILTIN_PATTERNS: &[&str] = &[
     r"sk-ant-[A-Za-z0-9_\-]{8,}",
     r"ssk_[0-9a-fA-F]{16,}",
-    r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{8,}=*",
-    r"\bAKIA[0-9A-Z]{16}\b",
-    r"\bgh[pousr]_[A-Za-z0-9]{30,}\b",
-    r"\bxox[abprs]-[A-Za-z0-9\-]{10,}",
+    r"(?-u:\b)[Bb][Ee][Aa][Rr][Ee][Rr][ \t]+[A-Za-z0-9\-._~+/]{8,}=*",
+    r"(?-u:\b)AKIA[0-9A-Z]{16}(?-u:\b)",
+    r"(?-u:\b)gh[pousr]_[A-Za-z0-9]{30,}(?-u:\b)",
+    r"(?-u:\b)xox[abprs]-[A-Za-z0-9\-]{10,}",
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
 ];
 
@@ -42,7 +40,7 @@ pub struct ScrubConfig {
     /// More regular expressions (Rust `regex` syntax); every match is masked.
     #[serde(default)]
     pub patterns: Vec<String>,
-    /// More attribute names (case-insensitive) whose values are masked whole.
+    /// More attribute names (ASCII case-insensitive) whose values are masked whole.
     #[serde(default)]
     pub attributes: Vec<String>,
 }
@@ -66,7 +64,7 @@ impl Default for ScrubConfig {
 pub struct Scrubber {
     builtin: bool,
     text: Option<Regex>,
-    attributes: HashSet<String>,
+    attributes: Vec<String>,
 }
 
 impl Scrubber {
@@ -125,7 +123,8 @@ impl Scrubber {
     }
 
     fn secret_name(&self, name: &str) -> bool {
-        (self.builtin && is_secret_name(name)) || self.attributes.contains(&name.to_lowercase())
+        (self.builtin && is_secret_name(name))
+            || self.attributes.iter().any(|a| a.eq_ignore_ascii_case(name))
     }
 
     fn attributes(&self, attrs: &mut Attributes) -> u64 {

@@ -187,6 +187,10 @@ pub(crate) struct TracesArgs {
     /// Only traces starting before this.
     #[arg(long)]
     pub(crate) until: Option<String>,
+    /// Only traces holding a span with this attribute value (`key=value`,
+    /// e.g. `model=claude-sonnet-4-5`).
+    #[arg(long)]
+    pub(crate) attr: Option<String>,
     /// How many to list.
     #[arg(long, default_value_t = 20)]
     pub(crate) limit: usize,

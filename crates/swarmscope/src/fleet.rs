@@ -153,13 +153,14 @@ pub(crate) async fn run(args: FleetArgs) -> anyhow::Result<()> {
         "acknowledged {sent_spans} of {total_spans} spans and {sent_logs} of {total_logs} log lines ({requests} HTTP answers, 503s and their retries included); spooled {spooled_spans} spans, {spooled_logs} log lines"
     );
     let metrics = reqwest::get(format!("{url}/metrics")).await?.text().await?;
-    let overloaded: f64 = metrics
+    let overloaded = metrics
         .lines()
         .filter(|l| {
             l.starts_with("swarmscope_") && l.contains("rejected_total{reason=\"overloaded\"}")
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+        .sum::<f64>()
+        + 0.0; // an empty sum of floats is -0.0
     println!("collector answered 503 (queue full) to {overloaded} requests");
     if let Some(mb) = rss_kib(pid, "VmHWM:").map(|kib| kib as f64 / 1024.0) {
         println!("collector peak RSS: {mb:.1} MB");

@@ -157,7 +157,8 @@ async fn sample(url: &str, pid: u32, at: Duration, counters: &Counters) -> anyho
         .lines()
         .filter(|l| l.starts_with("swarmscope_pruned_rows_total{kind=\"spans\"}"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+        .sum::<f64>()
+        + 0.0; // an empty sum of floats is -0.0
     let mut window = counters
         .latencies
         .lock()

@@ -137,6 +137,7 @@ pub(crate) async fn print_traces(args: TracesArgs) -> anyhow::Result<()> {
         ("name", &args.name),
         ("since", &args.since),
         ("until", &args.until),
+        ("attr", &args.attr),
     ];
     for (k, v) in pairs {
         if let Some(v) = v {

@@ -226,6 +226,12 @@ async fn trace_and_traces_print_what_is_stored() {
     let (code, out, _) = run(&["traces", "--ticket", "none", "--url", &url]);
     assert_eq!(code, 0);
     assert!(out.contains("(no traces match)"));
+    let (code, out, err) = run(&["traces", "--attr", "branch=main", "--url", &url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("cli-trace"), "{out}");
+    let (code, out, _) = run(&["traces", "--attr", "branch=dev", "--url", &url]);
+    assert_eq!(code, 0);
+    assert!(out.contains("(no traces match)"), "{out}");
 
     let (code, _, err) = run(&["trace", "unknown", "--url", &url]);
     assert_eq!(code, 1);

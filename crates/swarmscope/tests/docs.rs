@@ -580,3 +580,47 @@ fn no_run_blocks_catch_unknown_flags_and_tests() {
     ))
     .is_empty());
 }
+
+/// GitHub's anchor for a markdown heading.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// Every alert's runbook_url, in the Prometheus rules and in the built-in
+/// engine, lands on a section of docs/runbook.md.
+#[test]
+fn every_runbook_url_lands_on_a_runbook_section() {
+    let runbook = std::fs::read_to_string(repo().join("docs/runbook.md")).expect("runbook");
+    let anchors: BTreeSet<String> = runbook
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|l| anchor(l.trim_start_matches('#')))
+        .collect();
+    let rules =
+        std::fs::read_to_string(repo().join("deploy/prometheus/alerts.yml")).expect("rules");
+    let mut urls: Vec<String> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("runbook_url:"))
+        .map(|u| u.trim().trim_matches('\'').trim_matches('"').to_owned())
+        .collect();
+    assert_eq!(urls.len(), 9, "{urls:?}");
+    urls.extend(
+        swarmscope_alerts::default_rules()
+            .iter()
+            .map(|r| r.runbook_url()),
+    );
+    for url in urls {
+        let (file, section) = url.split_once('#').expect("url with an anchor");
+        assert_eq!(file, "docs/runbook.md", "{url}");
+        assert!(
+            anchors.contains(section),
+            "{url}: no such section in the runbook"
+        );
+    }
+}
