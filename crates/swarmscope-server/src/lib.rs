@@ -101,7 +101,7 @@ pub use alerting::start_alerts;
 /// body and its parsed JSON (up to ~16 times the body for pathological
 /// input); beyond this many, further requests wait in line, so memory stays
 /// bounded whatever the number of connections.
-const INGEST_CONCURRENCY: usize = 64;
+pub(crate) const INGEST_CONCURRENCY: usize = 64;
 
 /// Every route of the collector.
 pub fn router(state: AppState) -> Router {

@@ -36,7 +36,7 @@ impl Lockout {
     }
 
     /// Seconds left in the lockout of `ip`, if locked out.
-    fn locked(&self, ip: IpAddr, now: Instant) -> Option<u64> {
+    pub(crate) fn locked(&self, ip: IpAddr, now: Instant) -> Option<u64> {
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let (count, since) = map.get(&ip)?;
         let elapsed = now.duration_since(*since);
@@ -45,7 +45,7 @@ impl Lockout {
     }
 
     /// Records a failed authentication from `ip`.
-    fn failed(&self, ip: IpAddr, now: Instant) {
+    pub(crate) fn failed(&self, ip: IpAddr, now: Instant) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_TRACKED && !map.contains_key(&ip) {
             map.retain(|_, (_, since)| now.duration_since(*since) < WINDOW);

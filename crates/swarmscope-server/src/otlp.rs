@@ -196,12 +196,24 @@ fn status(e: ApiError) -> tonic::Status {
 }
 
 impl Grpc {
-    fn key_tenant(
-        &self,
-        metadata: &tonic::metadata::MetadataMap,
-    ) -> Result<Option<String>, tonic::Status> {
-        let headers = metadata.clone().into_headers();
-        let principal = self.state.auth.authenticate(&headers).map_err(status)?;
+    /// Authenticates an export: the key's tenant (`None` for admin keys).
+    /// Failed authentications count toward the same per-address lockout as
+    /// on HTTP, and a locked-out address gets `RESOURCE_EXHAUSTED`.
+    fn key_tenant<T>(&self, request: &tonic::Request<T>) -> Result<Option<String>, tonic::Status> {
+        let ip = request.remote_addr().map(|a| a.ip());
+        let now = std::time::Instant::now();
+        if let Some(secs) = ip.and_then(|ip| self.state.lockout.locked(ip, now)) {
+            return Err(tonic::Status::resource_exhausted(format!(
+                "too many failed authentications; try again in {secs} s"
+            )));
+        }
+        let headers = request.metadata().clone().into_headers();
+        let principal = self.state.auth.authenticate(&headers).map_err(|e| {
+            if let (Some(ip), StatusCode::UNAUTHORIZED) = (ip, e.status) {
+                self.state.lockout.failed(ip, now);
+            }
+            status(e)
+        })?;
         let tenant = principal
             .ingest_tenant()
             .map_err(status)?
@@ -217,7 +229,7 @@ impl TraceService for Grpc {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let key_tenant = self.key_tenant(request.metadata())?;
+        let key_tenant = self.key_tenant(&request)?;
         let converted = swarmscope_otlp::spans_from_request(
             request.get_ref(),
             key_tenant.as_deref(),
@@ -242,7 +254,7 @@ impl LogsService for Grpc {
         &self,
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        let key_tenant = self.key_tenant(request.metadata())?;
+        let key_tenant = self.key_tenant(&request)?;
         let converted = swarmscope_otlp::logs_from_request(
             request.get_ref(),
             key_tenant.as_deref(),
@@ -277,6 +289,12 @@ pub async fn serve_grpc(
         .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     tonic::transport::Server::builder()
+        // One limit over every connection, before messages are decoded: as
+        // on the HTTP ingest routes, memory stays bounded whatever the number
+        // of connections.
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            2 * crate::INGEST_CONCURRENCY,
+        ))
         .add_service(traces)
         .add_service(logs)
         .serve_with_incoming_shutdown(incoming, shutdown)
@@ -294,4 +312,51 @@ pub fn grpc_addr(config: &crate::Config) -> Option<SocketAddr> {
         let port = if config.listen.port() == 0 { 0 } else { 4317 };
         SocketAddr::new(config.listen.ip(), port)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::transport::server::TcpConnectInfo;
+
+    fn request_from(ip: [u8; 4], key: &str) -> tonic::Request<ExportTraceServiceRequest> {
+        let mut r = tonic::Request::new(ExportTraceServiceRequest::default());
+        r.extensions_mut().insert(TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(SocketAddr::from((ip, 40_000))),
+        });
+        let value = format!("Bearer {key}").parse().expect("metadata value");
+        r.metadata_mut().insert("authorization", value);
+        r
+    }
+
+    #[tokio::test]
+    async fn failed_grpc_authentications_lock_the_address_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = swarmscope_store::Store::open(dir.path(), Default::default()).expect("store");
+        let config = crate::Config::parse(&format!(
+            "auth_failures_per_minute = 3\n[[keys]]\nhash = \"{}\"\nroles = [\"admin\"]\n",
+            crate::auth::hash_key("ssk_right")
+        ))
+        .expect("config");
+        let grpc = Grpc {
+            state: AppState::new(store, &config).expect("state"),
+        };
+        for _ in 0..3 {
+            let e = TraceService::export(&grpc, request_from([10, 0, 0, 1], "ssk_wrong"))
+                .await
+                .expect_err("refused");
+            assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        }
+        // Locked out now, even with the right key; another address is not.
+        let e = TraceService::export(&grpc, request_from([10, 0, 0, 1], "ssk_right"))
+            .await
+            .expect_err("locked out");
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+        assert!(
+            TraceService::export(&grpc, request_from([10, 0, 0, 2], "ssk_right"))
+                .await
+                .is_ok()
+        );
+    }
 }
