@@ -98,7 +98,17 @@ impl Pruned {
 
 const NANOS_PER_DAY: f64 = 86_400.0 * 1e9;
 
-async fn drain(store: &Store, scope: PruneScope, before_ns: i64, total: &mut Pruned) {
+/// Called with each committed batch, so the pruned-rows metric follows the
+/// deletions as they commit rather than at the end of a round.
+type Count<'a> = &'a (dyn Fn(PruneOutcome) + Sync);
+
+async fn drain(
+    store: &Store,
+    scope: PruneScope,
+    before_ns: i64,
+    total: &mut Pruned,
+    count: Count<'_>,
+) {
     loop {
         match store
             .writer()
@@ -107,6 +117,7 @@ async fn drain(store: &Store, scope: PruneScope, before_ns: i64, total: &mut Pru
         {
             Ok(o) => {
                 total.add(o);
+                count(o);
                 if o.traces < BATCH_TRACES as u64 && o.logs < (BATCH_TRACES * 20) as u64 {
                     return;
                 }
@@ -122,6 +133,15 @@ async fn drain(store: &Store, scope: PruneScope, before_ns: i64, total: &mut Pru
 
 /// One round at time `now_ns`: age limits per tenant, then the size cap.
 pub async fn prune_once(store: &Store, config: &RetentionConfig, now_ns: i64) -> Pruned {
+    prune_round(store, config, now_ns, &|_| {}).await
+}
+
+async fn prune_round(
+    store: &Store,
+    config: &RetentionConfig,
+    now_ns: i64,
+    count: Count<'_>,
+) -> Pruned {
     let mut total = Pruned::default();
     let cutoff = |days: f64| now_ns - (days * NANOS_PER_DAY) as i64;
     for (tenant, days) in &config.tenants {
@@ -131,13 +151,14 @@ pub async fn prune_once(store: &Store, config: &RetentionConfig, now_ns: i64) ->
                 PruneScope::Tenant(tenant.clone()),
                 cutoff(*days),
                 &mut total,
+                count,
             )
             .await;
         }
     }
     if config.days > 0.0 {
         let others = PruneScope::AllExcept(config.tenants.keys().cloned().collect());
-        drain(store, others, cutoff(config.days), &mut total).await;
+        drain(store, others, cutoff(config.days), &mut total, count).await;
     }
     if config.max_db_bytes > 0 {
         // Oldest first, a batch at a time, until under the cap.
@@ -163,7 +184,10 @@ pub async fn prune_once(store: &Store, config: &RetentionConfig, now_ns: i64) ->
                 .prune(PruneScope::AllExcept(Vec::new()), before, BATCH_TRACES)
                 .await
             {
-                Ok(o) => total.add(o),
+                Ok(o) => {
+                    total.add(o);
+                    count(o);
+                }
                 Err(_) => break,
             }
             if total == before_total {
@@ -187,8 +211,13 @@ pub async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let pruned = prune_once(&store, &config, swarmscope_model::timestamp::now_nanos()).await;
-        metrics.pruned(pruned.traces, pruned.spans, pruned.logs);
+        let pruned = prune_round(
+            &store,
+            &config,
+            swarmscope_model::timestamp::now_nanos(),
+            &|o| metrics.pruned(o.traces, o.spans, o.logs),
+        )
+        .await;
         if pruned.traces + pruned.logs > 0 {
             tracing::info!(
                 traces = pruned.traces,

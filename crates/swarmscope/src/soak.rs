@@ -265,7 +265,16 @@ pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
         done.context("a sender panicked")??;
     }
     // Everything acknowledged is either stored or was pruned by retention.
-    let end = sample(&url, pid, began.elapsed(), &counters).await?;
+    // A prune batch may commit between reading the count and the metric, so
+    // look again (for up to 10 s) until the two agree.
+    let mut end = sample(&url, pid, began.elapsed(), &counters).await?;
+    for _ in 0..20 {
+        if end.stored_spans as f64 + end.pruned == end.acked as f64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        end = sample(&url, pid, began.elapsed(), &counters).await?;
+    }
     drop(collector);
     let accounted = end.stored_spans as f64 + end.pruned;
     println!(
