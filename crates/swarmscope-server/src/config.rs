@@ -137,6 +137,10 @@ pub struct Config {
     /// Secret masking before anything is stored.
     #[serde(default)]
     pub scrub: crate::scrub::ScrubConfig,
+    /// Browser origins (`https://host[:port]`) allowed to call the API from
+    /// another site. Empty (the default): no CORS headers at all.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -194,6 +198,7 @@ impl Default for Config {
             alerts: swarmscope_alerts::AlertsConfig::default(),
             retention: crate::retention::RetentionConfig::default(),
             scrub: crate::scrub::ScrubConfig::default(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -257,6 +262,14 @@ impl Config {
         if let Err(e) = crate::scrub::Scrubber::new(&self.scrub) {
             return invalid(e);
         }
+        for origin in &self.cors_origins {
+            if !is_origin(origin) {
+                return invalid(format!(
+                    "cors_origins: {origin:?} is not an origin like \"https://dashboard.example.com\" \
+                     (scheme and host, optional port, no path, no wildcard)"
+                ));
+            }
+        }
         for (i, p) in self.prices.iter().enumerate() {
             let prices = [p.input, p.output, p.cache_read, p.cache_write];
             if p.model.is_empty() || prices.iter().any(|x| !x.is_finite() || *x < 0.0) {
@@ -295,9 +308,73 @@ impl Config {
     }
 }
 
+/// An exact browser origin: `http(s)://` and a host (name, IPv4 or
+/// bracketed IPv6) with an optional port; no path, no wildcard.
+fn is_origin(origin: &str) -> bool {
+    let Some(authority) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let host = match authority.rsplit_once(':') {
+        Some((host, port))
+            if port.parse::<u16>().is_ok() && (host.ends_with(']') || !host.contains(':')) =>
+        {
+            host
+        }
+        _ => authority,
+    };
+    let ipv6 = host.len() > 2
+        && host.starts_with('[')
+        && host.ends_with(']')
+        && host[1..host.len() - 1]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+    ipv6 || (!host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cors_origins_must_be_exact_origins() {
+        for good in [
+            "https://dashboard.example.com",
+            "http://127.0.0.1:8080",
+            "http://[::1]:3000",
+            "http://[::1]",
+        ] {
+            assert!(is_origin(good), "{good}");
+        }
+        for bad in [
+            "*",
+            "dashboard.example.com",
+            "https://*.example.com",
+            "https://dashboard.example.com/",
+            "https://dashboard.example.com/app",
+            "https://a.com:",
+            "https://a.com:99999",
+            "ftp://a.com",
+            "https://",
+            "https://a b.com",
+        ] {
+            assert!(!is_origin(bad), "{bad}");
+        }
+        let config = Config {
+            cors_origins: vec!["https://ok.example".into(), "*".into()],
+            ..Config::default()
+        };
+        let message = config.validate().expect_err("wildcard refused").to_string();
+        assert!(
+            message.contains("cors_origins") && message.contains("\"*\""),
+            "{message}"
+        );
+    }
 
     #[test]
     fn an_empty_file_gives_the_defaults() {

@@ -11,6 +11,7 @@ mod alerting;
 pub mod auth;
 mod body;
 pub mod config;
+pub mod cors;
 pub mod disk;
 pub mod error;
 pub mod forward;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub alerts: Option<Arc<swarmscope_alerts::AlertEngine>>,
     /// Masks secrets in spans and log lines before they are stored.
     pub scrub: Arc<scrub::Scrubber>,
+    /// Cross-origin access, when `cors_origins` names any site.
+    pub cors: Option<tower_http::cors::CorsLayer>,
     /// Set to true when the collector stops: live streams end at once, so a
     /// graceful shutdown does not wait for open viewers to disconnect.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
@@ -91,6 +94,7 @@ impl AppState {
             alerts: None,
             scrub: Arc::new(scrub::Scrubber::new(&config.scrub).map_err(ConfigError::Invalid)?),
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
+            cors: cors::layer(&config.cors_origins),
         })
     }
 }
@@ -105,7 +109,8 @@ pub(crate) const INGEST_CONCURRENCY: usize = 64;
 
 /// Every route of the collector.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let cors = state.cors.clone();
+    let router = Router::new()
         .route("/", get(ui::index))
         .route("/ui/app.js", get(ui::script))
         .route("/ui/app.css", get(ui::stylesheet))
@@ -148,5 +153,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             lockout::guard,
         ))
-        .with_state(state)
+        .with_state(state);
+    // Outermost, so preflights and refusals (429, 503) carry the headers too.
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }

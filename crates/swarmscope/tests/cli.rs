@@ -89,6 +89,8 @@ fn bad_flags_and_bad_configs_are_one_line_and_exit_2() {
     let tmp = tempfile::tempdir().expect("tmp");
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, "listen = \"127.0.0.1:4318\"\nmax_body_byts = 5\n").expect("write");
+    let wildcard = tmp.path().join("wildcard.toml");
+    std::fs::write(&wildcard, "cors_origins = [\"*\"]\n").expect("write");
     let missing = tmp.path().join("missing.toml");
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec!["serve".into(), "--bogus".into()], "--bogus"),
@@ -99,6 +101,14 @@ fn bad_flags_and_bad_configs_are_one_line_and_exit_2() {
         (
             vec!["serve".into(), "--config".into(), bad.display().to_string()],
             "max_body_byts",
+        ),
+        (
+            vec![
+                "serve".into(),
+                "--config".into(),
+                wildcard.display().to_string(),
+            ],
+            "cors_origins",
         ),
         (
             vec![

@@ -262,3 +262,82 @@ async fn an_open_live_stream_does_not_delay_shutdown() {
     let (status, doc) = restarted.get("/api/traces/stop-1", None).await;
     assert_eq!(status, 200, "{doc}");
 }
+
+#[tokio::test]
+async fn cross_origin_reads_only_for_configured_origins() {
+    let client = reqwest::Client::new();
+    let allow = |resp: &reqwest::Response| {
+        resp.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().expect("ascii").to_owned())
+    };
+    let preflight = |server: &Server, origin: &str| {
+        client
+            .request(reqwest::Method::OPTIONS, server.url("/api/traces"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+
+    // By default no origin gets CORS headers, not even on a preflight.
+    let open = Server::start();
+    let resp = preflight(&open, "https://dashboard.example.com")
+        .await
+        .expect("options");
+    assert_eq!(allow(&resp), None);
+    let resp = client
+        .get(open.url("/api/traces"))
+        .header("origin", "https://dashboard.example.com")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(allow(&resp), None);
+
+    // Configured: that exact origin, and only it.
+    let (keys, key) = config_with_keys(&[(Some("acme"), &["read"])]);
+    let config = format!("cors_origins = [\"https://dashboard.example.com\"]\n{keys}");
+    let server = Server::with_config(&config);
+    let resp = preflight(&server, "https://dashboard.example.com")
+        .await
+        .expect("options");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    assert_eq!(
+        allow(&resp).as_deref(),
+        Some("https://dashboard.example.com")
+    );
+    let headers = resp.headers()["access-control-allow-headers"]
+        .to_str()
+        .expect("ascii");
+    assert!(headers.contains("authorization"), "{headers}");
+    let resp = preflight(&server, "https://evil.example")
+        .await
+        .expect("options");
+    assert_eq!(allow(&resp), None);
+
+    for (key, status) in [(Some(key[0].as_str()), 200), (None, 401)] {
+        let mut req = client
+            .get(server.url("/api/traces"))
+            .header("origin", "https://dashboard.example.com");
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        let resp = req.send().await.expect("get");
+        assert_eq!(resp.status(), status);
+        // Errors carry the header too, so the page can show why.
+        assert_eq!(
+            allow(&resp).as_deref(),
+            Some("https://dashboard.example.com")
+        );
+    }
+    let resp = client
+        .get(server.url("/api/traces"))
+        .header("origin", "https://evil.example")
+        .bearer_auth(&key[0])
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(allow(&resp), None);
+}
