@@ -319,6 +319,7 @@ pub(crate) async fn ticket_traces(
 const LOG_PARAMS: &[&str] = &[
     "tenant_id",
     "trace_id",
+    "ticket_id",
     "level",
     "since",
     "until",
@@ -346,6 +347,7 @@ fn log_filter(params: &Params, scope: Option<String>) -> Result<LogFilter, ApiEr
     Ok(LogFilter {
         tenant_id: scope,
         trace_id: params.text("trace_id")?,
+        ticket_id: params.text("ticket_id")?,
         min_level,
         since_ns: params.time("since")?,
         until_ns: params.time("until")?,

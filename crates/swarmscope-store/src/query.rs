@@ -88,6 +88,8 @@ pub struct LogFilter {
     pub tenant_id: Option<String>,
     /// Only lines of this trace.
     pub trace_id: Option<String>,
+    /// Only lines carrying this ticket id.
+    pub ticket_id: Option<String>,
     /// Only lines at least this severe.
     pub min_level: Option<LogLevel>,
     /// Only lines at or after this time, Unix ns.

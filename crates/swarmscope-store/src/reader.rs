@@ -597,11 +597,19 @@ fn log_from_row(r: &Row<'_>, at: usize) -> Result<LogRecord, StoreError> {
     })
 }
 
-fn query_logs(conn: &Connection, filter: &LogFilter) -> Result<LogPage, StoreError> {
-    let mut sql = String::from(
+/// The SQL and parameters of a log search.
+fn log_query(filter: &LogFilter) -> (String, Vec<SqlValue>) {
+    // A ticket's lines are those of its traces, looked up by trace id
+    // (without the hint the planner walks the tenant's lines by time).
+    let from = if filter.ticket_id.is_some() {
+        "logs l INDEXED BY logs_by_trace"
+    } else {
+        "logs l"
+    };
+    let mut sql = format!(
         "SELECT l.id, tn.name, l.time_ns, l.level, l.message, l.trace_id, l.span_id, l.request_id,
                 l.ticket_id, l.agent_id, l.duration_ms, l.metadata
-         FROM logs l JOIN tenants tn ON tn.id = l.tenant WHERE 1 = 1",
+         FROM {from} JOIN tenants tn ON tn.id = l.tenant WHERE 1 = 1",
     );
     let mut params: Vec<SqlValue> = Vec::new();
     let mut push = |sql: &mut String, clause: &str, value: SqlValue| {
@@ -620,6 +628,21 @@ fn query_logs(conn: &Connection, filter: &LogFilter) -> Result<LogPage, StoreErr
             &mut sql,
             " AND l.trace_id = ?",
             SqlValue::Blob(id::encode(t)),
+        );
+    }
+    if let Some(t) = &filter.ticket_id {
+        // The uncorrelated IN drives the index; EXISTS keeps each line to
+        // its own tenant's trace of that ticket.
+        push(
+            &mut sql,
+            " AND l.trace_id IN (SELECT trace_id FROM traces WHERE ticket_id = ?)",
+            SqlValue::Text(t.clone()),
+        );
+        push(
+            &mut sql,
+            " AND EXISTS (SELECT 1 FROM traces t WHERE t.trace_id = l.trace_id \
+               AND t.tenant = l.tenant AND t.ticket_id = ?)",
+            SqlValue::Text(t.clone()),
         );
     }
     if let Some(level) = filter.min_level {
@@ -674,6 +697,12 @@ fn query_logs(conn: &Connection, filter: &LogFilter) -> Result<LogPage, StoreErr
         &format!(" ORDER BY l.time_ns {order}, l.id {order} LIMIT ?"),
         SqlValue::Integer(limit as i64 + 1),
     );
+    (sql, params)
+}
+
+fn query_logs(conn: &Connection, filter: &LogFilter) -> Result<LogPage, StoreError> {
+    let (sql, params) = log_query(filter);
+    let limit = filter.limit.max(1);
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(params))?;
     let mut out: Vec<(i64, LogRecord)> = Vec::new();
@@ -694,4 +723,50 @@ fn query_logs(conn: &Connection, filter: &LogFilter) -> Result<LogPage, StoreErr
         last_cursor,
         first_cursor,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ticket's lines are found through the trace index, not by walking
+    /// every line of the tenant: the plan must search `logs_by_trace` by
+    /// trace id, whatever other filters come with it.
+    #[test]
+    fn a_tickets_lines_are_searched_by_trace_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = crate::schema::open_writer_connection(&dir.path().join("t.db")).expect("open");
+        for filter in [
+            LogFilter {
+                ticket_id: Some("T-1".into()),
+                ..LogFilter::default()
+            },
+            LogFilter {
+                ticket_id: Some("T-1".into()),
+                tenant_id: Some("acme".into()),
+                min_level: Some(LogLevel::Warn),
+                since_ns: Some(1),
+                ascending: true,
+                ..LogFilter::default()
+            },
+        ] {
+            let (sql, params) = log_query(&filter);
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("explain")
+                .query_map(params_from_iter(params), |r| r.get::<_, String>(3))
+                .expect("plan")
+                .collect::<Result<_, _>>()
+                .expect("rows");
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains("SEARCH l USING INDEX logs_by_trace (trace_id=?")),
+                "{plan:#?}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.starts_with("SCAN l")),
+                "{plan:#?}"
+            );
+        }
+    }
 }

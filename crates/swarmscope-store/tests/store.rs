@@ -416,6 +416,58 @@ async fn logs_are_idempotent_searchable_and_come_with_their_trace() {
         2
     );
 
+    // A ticket's lines are those of its traces, each in its own tenant.
+    let ticketed = |tenant: &str, trace: &str, ticket: &str| Span {
+        ticket_id: Some(ticket.into()),
+        ..span(tenant, trace, "root", "agent.run", 5)
+    };
+    store
+        .writer()
+        .write(vec![
+            ticketed("a", "k7", "T-7"),
+            ticketed("a", "k8", "T-8"),
+            ticketed("b", "k7", "T-9"), // same trace id, another tenant and ticket
+            ticketed("b", "j7", "T-7"), // another tenant, same ticket name
+        ])
+        .await
+        .expect("ticket spans");
+    let ticket_lines = vec![
+        log("a", Some("k7"), 5, LogLevel::Info, "T-7 claimed"),
+        log("a", Some("k7"), 6, LogLevel::Warn, "T-7 stuck"),
+        log("a", Some("k8"), 7, LogLevel::Info, "T-8 claimed"),
+        log("b", Some("j7"), 8, LogLevel::Info, "b's own T-7"),
+        log("b", Some("k7"), 9, LogLevel::Info, "b's T-9"),
+    ];
+    store
+        .writer()
+        .write_logs(ticket_lines)
+        .await
+        .expect("ticket logs");
+    let ticket = |tenant: Option<&str>, ticket: &str| {
+        list(LogFilter {
+            tenant_id: tenant.map(str::to_owned),
+            ticket_id: Some(ticket.into()),
+            ..Default::default()
+        })
+    };
+    assert_eq!(ticket(Some("a"), "T-7"), ["T-7 stuck", "T-7 claimed"]);
+    assert_eq!(ticket(Some("b"), "T-7"), ["b's own T-7"]);
+    assert_eq!(
+        ticket(None, "T-7"),
+        ["b's own T-7", "T-7 stuck", "T-7 claimed"]
+    );
+    assert_eq!(ticket(None, "T-9"), ["b's T-9"]);
+    assert_eq!(ticket(Some("a"), "T-404"), Vec::<String>::new());
+    assert_eq!(
+        list(LogFilter {
+            ticket_id: Some("T-7".into()),
+            min_level: Some(LogLevel::Warn),
+            tenant_id: Some("a".into()),
+            ..Default::default()
+        }),
+        ["T-7 stuck"]
+    );
+
     // Pages in both directions.
     let mut filter = LogFilter {
         limit: 1,
@@ -431,7 +483,7 @@ async fn logs_are_idempotent_searchable_and_come_with_their_trace() {
             None => break,
         }
     }
-    assert_eq!(seen, [1, 2, 3, 4]);
+    assert_eq!(seen, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
 }
 
 #[tokio::test]

@@ -206,6 +206,9 @@ pub(crate) struct LogsArgs {
     /// Only lines of this trace (all of them, in time order).
     #[arg(long)]
     pub(crate) trace: Option<String>,
+    /// Only lines of this ticket.
+    #[arg(long)]
+    pub(crate) ticket: Option<String>,
     /// Only this tenant (admin keys).
     #[arg(long)]
     pub(crate) tenant: Option<String>,

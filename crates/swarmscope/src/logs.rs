@@ -52,6 +52,7 @@ pub(crate) async fn print_logs(args: LogsArgs) -> anyhow::Result<()> {
     let mut base = Vec::new();
     let pairs = [
         ("trace_id", &args.trace),
+        ("ticket_id", &args.ticket),
         ("tenant_id", &args.tenant),
         ("level", &args.level),
         ("q", &args.grep),

@@ -113,6 +113,11 @@ async fn every_body_shape_is_stored_once_and_searchable() {
         .map(|l| l["message"].as_str().expect("m"))
         .collect();
     assert_eq!(trace_logs, ["claimed", "slow clone", "tokens counted"]);
+
+    // A ticket's lines are those of its traces (t1 belongs to ticket_456).
+    assert_eq!(count("ticket_id=ticket_456").await, 3);
+    assert_eq!(count("ticket_id=ticket_456&level=warn").await, 1);
+    assert_eq!(count("ticket_id=ticket_999").await, 0);
 }
 
 #[tokio::test]
@@ -171,14 +176,27 @@ async fn log_tenancy_matches_spans() {
     let mut own = line("acme", Some("t"), 1, "info", "mine");
     own.as_object_mut().expect("object").remove("tenant_id");
     assert_eq!(server.post("/api/logs", &own, Some(acme)).await.0, 202);
+    let mut own_span = span("acme", "t", "s1", "agent.run");
+    own_span.as_object_mut().expect("object").remove("tenantId");
+    assert_eq!(
+        server.post("/api/traces", &own_span, Some(acme)).await.0,
+        202
+    );
+    let (_, by_ticket) = server
+        .get("/api/logs?ticket_id=ticket_456", Some(acme))
+        .await;
+    assert_eq!(by_ticket["logs"][0]["message"], "mine", "{by_ticket}");
     let (_, seen) = server.get("/api/logs", Some(acme)).await;
     assert_eq!(seen["logs"][0]["tenant_id"], "acme");
-    let (_, other) = server.get("/api/logs", Some(globex)).await;
-    assert_eq!(
-        other["logs"].as_array().map(Vec::len),
-        Some(0),
-        "globex sees none of acme's lines"
-    );
+    for path in ["/api/logs", "/api/logs?ticket_id=ticket_456"] {
+        let (status, other) = server.get(path, Some(globex)).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            other["logs"].as_array().map(Vec::len),
+            Some(0),
+            "globex sees none of acme's lines: {path}"
+        );
+    }
     assert_eq!(
         server.get("/api/logs?tenant_id=acme", Some(globex)).await.0,
         403
@@ -206,6 +224,9 @@ async fn the_logs_command_prints_a_trace_and_the_newest_lines() {
         })
         .collect();
     server.post("/api/logs", &json!(lines), None).await;
+    let mut even = span("acme", "even", "s1", "agent.run");
+    even["ticketId"] = json!("ticket_2");
+    server.post("/api/traces", &even, None).await;
     let url = server.base.clone();
     let (code, out, err) = run(&["logs", "--trace", "odd", "--url", &url]);
     assert_eq!(code, 0, "{err}");
@@ -218,6 +239,13 @@ async fn the_logs_command_prints_a_trace_and_the_newest_lines() {
     let printed: Vec<&str> = out.lines().collect();
     assert!(
         printed.len() == 2 && printed[0].contains("step 4") && printed[1].contains("step 5"),
+        "{out}"
+    );
+    let (code, out, err) = run(&["logs", "--ticket", "ticket_2", "--url", &url]);
+    assert_eq!(code, 0, "{err}");
+    let printed: Vec<&str> = out.lines().collect();
+    assert!(
+        printed.len() == 2 && printed[0].contains("step 2") && printed[1].contains("step 4"),
         "{out}"
     );
     let (code, _, err) = run(&["logs", "--level", "loud", "--url", &url]);
