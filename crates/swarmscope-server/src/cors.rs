@@ -17,7 +17,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 pub fn layer(origins: &[String]) -> Option<CorsLayer> {
     let origins: Vec<HeaderValue> = origins
         .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .filter_map(|o| HeaderValue::from_str(&normalize(o)).ok())
         .collect();
     if origins.is_empty() {
         return None;
@@ -35,4 +35,33 @@ pub fn layer(origins: &[String]) -> Option<CorsLayer> {
             .expose_headers([header::RETRY_AFTER])
             .max_age(Duration::from_secs(600)),
     )
+}
+
+/// The form a browser sends in `Origin`: lower case, default port left out,
+/// so `https://Dash.example.com:443` in the config still matches.
+fn normalize(origin: &str) -> String {
+    let lower = origin.to_ascii_lowercase();
+    for (scheme, port) in [("https://", ":443"), ("http://", ":80")] {
+        if lower.starts_with(scheme) {
+            if let Some(bare) = lower.strip_suffix(port) {
+                return bare.to_owned();
+            }
+        }
+    }
+    lower
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn origins_take_the_form_browsers_send() {
+        for (configured, sent) in [
+            ("https://Dash.Example.com:443", "https://dash.example.com"),
+            ("http://localhost:80", "http://localhost"),
+            ("https://a.example:8443", "https://a.example:8443"),
+            ("http://a.example:443", "http://a.example:443"),
+        ] {
+            assert_eq!(super::normalize(configured), sent);
+        }
+    }
 }

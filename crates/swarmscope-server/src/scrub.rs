@@ -4,12 +4,15 @@
 //! command line with a token, an `Authorization` header copied into an
 //! attribute. The SDK masks what it recognises, but not every sender uses the
 //! SDK (OpenTelemetry exporters, curl), so the collector masks again, with
-//! patterns the operator can extend. Every string in a span's attributes,
-//! events and status message, and in a log line's message and metadata, is
-//! searched with one combined regular expression; each match becomes
-//! `[REDACTED]`. An attribute whose name says it holds a secret
+//! patterns the operator can extend. Every string in a span's name, service,
+//! attributes, events and status message, and in a log line's message and
+//! metadata, is searched with one combined regular expression; each match
+//! becomes `[REDACTED]`. An attribute whose name says it holds a secret
 //! (`authorization`, `api_key`, `db_password`…) or is listed in the config is
-//! replaced whole, whatever its type.
+//! replaced whole unless it is a number or boolean; a message that is a JSON
+//! object is masked field by field the same way. Correlation ids (trace,
+//! span, ticket, agent, VM, request) are stored as sent: they are how data is
+//! found, and a secret in an id is a sender's bug to fix, not to hide.
 
 use regex::Regex;
 use serde::Deserialize;
@@ -63,35 +66,55 @@ impl Default for ScrubConfig {
 #[derive(Debug, Clone)]
 pub struct Scrubber {
     builtin: bool,
+    /// Every pattern in one regex: the fast "anything here?" test.
     text: Option<Regex>,
+    /// Each pattern alone, to find every match of every pattern when the
+    /// combined one says there is one (see [`Scrubber::string`]).
+    each: Vec<Regex>,
     attributes: Vec<String>,
 }
 
 impl Scrubber {
     /// Compiles `config`; names the first pattern that is not a valid regex.
     pub fn new(config: &ScrubConfig) -> Result<Scrubber, String> {
-        let mut parts = Vec::new();
+        let mut parts: Vec<String> = if config.builtin {
+            BUILTIN_PATTERNS
+                .iter()
+                .map(|p| format!("(?:{p})"))
+                .collect()
+        } else {
+            Vec::new()
+        };
         for (i, p) in config.patterns.iter().enumerate() {
             if let Err(e) = Regex::new(p) {
                 let first = e.to_string().lines().last().unwrap_or("").trim().to_owned();
                 return Err(format!("scrub.patterns[{i}] is not a valid regex: {first}"));
             }
-            if Regex::new(p).is_ok_and(|r| r.is_match("")) {
-                return Err(format!("scrub.patterns[{i}] matches the empty string"));
+            // `\b` or `$` never match the empty string as a whole text but
+            // do match nothing at every word end: refuse any pattern whose
+            // shortest match is empty.
+            let empty = regex_syntax::parse(p)
+                .map_or(true, |hir| hir.properties().minimum_len() == Some(0));
+            if empty {
+                return Err(format!(
+                    "scrub.patterns[{i}] can match an empty string, which would insert masks everywhere"
+                ));
             }
             parts.push(format!("(?:{p})"));
-        }
-        if config.builtin {
-            parts.extend(BUILTIN_PATTERNS.iter().map(|p| format!("(?:{p})")));
         }
         let text = if parts.is_empty() {
             None
         } else {
             Some(Regex::new(&parts.join("|")).map_err(|e| format!("scrub.patterns: {e}"))?)
         };
+        let each = parts
+            .iter()
+            .map(|p| Regex::new(p).map_err(|e| format!("scrub.patterns: {e}")))
+            .collect::<Result<_, _>>()?;
         Ok(Scrubber {
             builtin: config.builtin,
             text,
+            each,
             attributes: config.attributes.iter().map(|a| a.to_lowercase()).collect(),
         })
     }
@@ -100,6 +123,10 @@ impl Scrubber {
     pub fn spans(&self, spans: &mut [Span]) -> u64 {
         let mut n = 0;
         for span in spans {
+            n += u64::from(self.string(&mut span.name));
+            if let Some(s) = span.service.as_mut() {
+                n += u64::from(self.string(s));
+            }
             n += self.attributes(&mut span.attributes);
             if let Some(m) = span.status_message.as_mut() {
                 n += u64::from(self.string(m));
@@ -116,10 +143,27 @@ impl Scrubber {
     pub fn logs(&self, logs: &mut [LogRecord]) -> u64 {
         let mut n = 0;
         for line in logs {
-            n += u64::from(self.string(&mut line.message));
+            n += self.message(&mut line.message);
             n += self.attributes(&mut line.metadata);
         }
         n
+    }
+
+    /// A message that is a JSON object (an OTLP structured body, a logger
+    /// writing JSON) is masked by field name as well as by pattern.
+    fn message(&self, message: &mut String) -> u64 {
+        if message.starts_with('{') {
+            if let Ok(mut object) = serde_json::from_str::<Value>(message) {
+                if object.is_object() {
+                    let n = self.value(&mut object);
+                    if n > 0 {
+                        *message = object.to_string();
+                    }
+                    return n;
+                }
+            }
+        }
+        u64::from(self.string(message))
     }
 
     fn secret_name(&self, name: &str) -> bool {
@@ -130,8 +174,11 @@ impl Scrubber {
     fn attributes(&self, attrs: &mut Attributes) -> u64 {
         let mut n = 0;
         for (name, value) in attrs.iter_mut() {
-            if self.secret_name(name) {
-                if value.as_str() != Some(MASK) && !value.is_null() {
+            // Numbers and booleans are not secrets however they are named
+            // (`llm.token_count.prompt` is a count, not a token).
+            let masked_whole = !matches!(value, Value::Null | Value::Number(_) | Value::Bool(_));
+            if masked_whole && self.secret_name(name) {
+                if value.as_str() != Some(MASK) {
                     *value = Value::String(MASK.to_owned());
                     n += 1;
                 }
@@ -151,18 +198,48 @@ impl Scrubber {
         }
     }
 
-    /// Masks every match in `s`; whether anything changed.
+    /// Masks every match of every pattern in `s`; whether anything changed.
+    ///
+    /// One combined regex answers "is there anything?" for the common case
+    /// of nothing. When there is, each pattern is run alone and the union of
+    /// their matches is masked: a combined regex reports one match per
+    /// position, so an operator's `authorization: \S+` matching from an
+    /// earlier position would otherwise cut the built-in bearer-token match
+    /// short and leave the token in clear.
     fn string(&self, s: &mut String) -> bool {
         let Some(re) = &self.text else {
             return false;
         };
-        match re.replace_all(s, MASK) {
-            std::borrow::Cow::Borrowed(_) => false,
-            std::borrow::Cow::Owned(masked) => {
-                *s = masked;
-                true
+        if !re.is_match(s) {
+            return false;
+        }
+        let mut found: Vec<(usize, usize)> = self
+            .each
+            .iter()
+            .flat_map(|r| r.find_iter(s).map(|m| (m.start(), m.end())))
+            .collect();
+        found.sort_unstable();
+        // Merge overlapping matches, then copy the text around them.
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(found.len());
+        for (start, end) in found {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
             }
         }
+        if merged.is_empty() {
+            return false;
+        }
+        let mut out = String::with_capacity(s.len());
+        let mut copied = 0;
+        for (start, end) in merged {
+            out.push_str(&s[copied..start]);
+            out.push_str(MASK);
+            copied = end;
+        }
+        out.push_str(&s[copied..]);
+        *s = out;
+        true
     }
 }
 
@@ -203,8 +280,9 @@ mod tests {
             "prompt": "use sk-ant-api03-AbCdEf1234567890 and AKIAABCDEFGHIJKLMNOP",
             "cmd": ["curl -H 'Authorization: Bearer eyJhbGciOi.payload.sig'", 3],
             "nested": {"db_password": "hunter2", "model": "claude-sonnet-4-5"},
-            "api_key": 12345,
+            "api_key": "k-12345",
             "input_tokens": 4200,
+            "llm.token_count.prompt": 812,
             "note": "nothing secret here",
         }))];
         spans[0].status_message = Some("gh token ghp_0123456789abcdefghijklmnopqrstuvwxyz".into());
@@ -218,6 +296,8 @@ mod tests {
         );
         assert_eq!(a["api_key"], json!("[REDACTED]"));
         assert_eq!(a["input_tokens"], json!(4200));
+        // A number is not a secret whatever its name: token counts survive.
+        assert_eq!(a["llm.token_count.prompt"], json!(812));
         assert_eq!(a["note"], json!("nothing secret here"));
         assert_eq!(
             spans[0].status_message.as_deref(),
@@ -271,6 +351,86 @@ mod tests {
             .expect_err("refused")
         };
         assert!(bad("(unclosed").starts_with("scrub.patterns[1] is not a valid regex"));
-        assert_eq!(bad("x*"), "scrub.patterns[1] matches the empty string");
+        assert!(bad("x*").starts_with("scrub.patterns[1] can match an empty string"));
+    }
+
+    #[test]
+    fn an_operator_pattern_cannot_cut_a_builtin_match_short() {
+        let scrub = Scrubber::new(&ScrubConfig {
+            patterns: vec![r"(?i)authorization: \S+".into(), r"Bearer \w+".into()],
+            ..ScrubConfig::default()
+        })
+        .expect("compiles");
+        let mut logs = vec![log("sent Authorization: Bearer eyJhbGciOi.payload.sig ok")];
+        scrub.logs(&mut logs);
+        let m = &logs[0].message;
+        assert!(
+            !m.contains("eyJ") && !m.contains("payload") && !m.contains(".sig"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn patterns_that_can_match_nothing_are_refused() {
+        for bad in [r"\b", r"(?m)$", r"\bx*", "a*", "(?:)"] {
+            let e = Scrubber::new(&ScrubConfig {
+                patterns: vec![bad.into()],
+                ..ScrubConfig::default()
+            })
+            .expect_err(bad);
+            assert!(
+                e.contains("scrub.patterns[0]") && e.contains("empty"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(Scrubber::new(&ScrubConfig {
+            patterns: vec![r"cust-\d+".into()],
+            ..ScrubConfig::default()
+        })
+        .is_ok());
+    }
+
+    #[test]
+    fn json_messages_are_masked_by_field_and_span_names_by_pattern() {
+        let scrub = Scrubber::new(&ScrubConfig {
+            patterns: vec![r"cust-[0-9]{6}".into()],
+            ..ScrubConfig::default()
+        })
+        .expect("compiles");
+        let mut logs = vec![log(
+            r#"{"user":"ann","password":"hunter2","auth":{"basic":"dXNlcjpwYXNz"}}"#,
+        )];
+        assert_eq!(scrub.logs(&mut logs), 2);
+        let body: Value = serde_json::from_str(&logs[0].message).expect("still JSON");
+        assert_eq!(
+            body,
+            json!({"user": "ann", "password": "[REDACTED]", "auth": "[REDACTED]"})
+        );
+        let mut plain = vec![log("{not json, key sk-ant-api03-AbCdEf1234567890")];
+        assert_eq!(scrub.logs(&mut plain), 1);
+        assert_eq!(plain[0].message, "{not json, key [REDACTED]");
+
+        let mut spans = vec![span(json!({}))];
+        spans[0].name = "export cust-204817".into();
+        spans[0].service = Some("svc-cust-204817".into());
+        assert_eq!(scrub.spans(&mut spans), 2);
+        assert_eq!(spans[0].name, "export [REDACTED]");
+        assert_eq!(spans[0].service.as_deref(), Some("svc-[REDACTED]"));
+    }
+
+    fn log(message: &str) -> LogRecord {
+        LogRecord {
+            tenant_id: "acme".into(),
+            time_ns: 0,
+            level: swarmscope_model::LogLevel::Info,
+            message: message.into(),
+            trace_id: None,
+            span_id: None,
+            request_id: None,
+            ticket_id: None,
+            agent_id: None,
+            duration_ms: None,
+            metadata: Attributes::new(),
+        }
     }
 }

@@ -88,7 +88,8 @@ pub struct LogFilter {
     pub tenant_id: Option<String>,
     /// Only lines of this trace.
     pub trace_id: Option<String>,
-    /// Only lines carrying this ticket id.
+    /// Only lines of this ticket's traces (a trace belongs to the ticket of
+    /// its first span; lines outside any trace are not matched).
     pub ticket_id: Option<String>,
     /// Only lines at least this severe.
     pub min_level: Option<LogLevel>,
