@@ -77,19 +77,15 @@ pub struct Scrubber {
 impl Scrubber {
     /// Compiles `config`; names the first pattern that is not a valid regex.
     pub fn new(config: &ScrubConfig) -> Result<Scrubber, String> {
-        let mut parts: Vec<String> = if config.builtin {
-            BUILTIN_PATTERNS
-                .iter()
-                .map(|p| format!("(?:{p})"))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let builtin = BUILTIN_PATTERNS.iter().filter(|_| config.builtin);
+        let mut each: Vec<Regex> = builtin
+            .map(|p| Regex::new(p).map_err(|e| format!("scrub: built-in pattern {p}: {e}")))
+            .collect::<Result<_, _>>()?;
         for (i, p) in config.patterns.iter().enumerate() {
-            if let Err(e) = Regex::new(p) {
+            let re = Regex::new(p).map_err(|e| {
                 let first = e.to_string().lines().last().unwrap_or("").trim().to_owned();
-                return Err(format!("scrub.patterns[{i}] is not a valid regex: {first}"));
-            }
+                format!("scrub.patterns[{i}] is not a valid regex: {first}")
+            })?;
             // `\b` or `$` never match the empty string as a whole text but
             // do match nothing at every word end: refuse any pattern whose
             // shortest match is empty.
@@ -100,17 +96,14 @@ impl Scrubber {
                     "scrub.patterns[{i}] can match an empty string, which would insert masks everywhere"
                 ));
             }
-            parts.push(format!("(?:{p})"));
+            each.push(re);
         }
-        let text = if parts.is_empty() {
+        let text = if each.is_empty() {
             None
         } else {
+            let parts: Vec<String> = each.iter().map(|r| format!("(?:{})", r.as_str())).collect();
             Some(Regex::new(&parts.join("|")).map_err(|e| format!("scrub.patterns: {e}"))?)
         };
-        let each = parts
-            .iter()
-            .map(|p| Regex::new(p).map_err(|e| format!("scrub.patterns: {e}")))
-            .collect::<Result<_, _>>()?;
         Ok(Scrubber {
             builtin: config.builtin,
             text,
@@ -316,20 +309,11 @@ mod tests {
         })
         .expect("compiles");
         let mut logs = vec![LogRecord {
-            tenant_id: "acme".into(),
-            time_ns: 0,
-            level: swarmscope_model::LogLevel::Info,
-            message: "customer cust-123456 uses sk-ant-api03-AbCdEf1234567890".into(),
-            trace_id: None,
-            span_id: None,
-            request_id: None,
-            ticket_id: None,
-            agent_id: None,
-            duration_ms: None,
             metadata: json!({"x-session": "abc", "token": "t0k3n"})
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
+            ..log("customer cust-123456 uses sk-ant-api03-AbCdEf1234567890")
         }];
         assert_eq!(scrub.logs(&mut logs), 2);
         // builtin = false: the Anthropic key and the `token` name are kept.
