@@ -8,7 +8,9 @@
 pub mod id;
 pub mod limits;
 pub mod log;
+pub mod numbers;
 pub mod price;
+pub mod scan;
 pub mod secret;
 pub mod seed;
 pub mod span;

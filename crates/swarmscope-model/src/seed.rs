@@ -317,6 +317,7 @@ fn decode_span(
         attributes.entry(key).or_insert(value);
     }
     check_attributes(&attributes, &f("attributes"), limits)?;
+    crate::numbers::check_numbers(&attributes, &f("attributes"))?;
 
     Ok(Span {
         tenant_id,
@@ -523,6 +524,7 @@ pub fn check_span(span: &Span, path: &str, limits: &Limits) -> Result<(), Decode
         ));
     }
     check_attributes(&span.attributes, &join(path, "attributes"), limits)?;
+    crate::numbers::check_numbers(&span.attributes, &join(path, "attributes"))?;
     if span.events.len() > limits.max_events {
         return Err(DecodeError::field(
             &join(path, "events"),

@@ -28,6 +28,8 @@ use swarmscope_model::{Limits, LogLevel, LogRecord, Span, SpanEvent, SpanKind, S
 
 pub use opentelemetry_proto::tonic as proto;
 
+pub mod scan;
+
 /// How a request body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {

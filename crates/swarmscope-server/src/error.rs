@@ -66,6 +66,17 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
+
+    /// 500 whose details (SQL text, paths) stay in the collector's log: the
+    /// response names only what failed and an error id to find the log line.
+    pub fn internal_logged(what: &str, detail: &str) -> Self {
+        let error_id = format!("{:016x}", rand::random::<u64>());
+        tracing::error!(error_id, error = detail, "{what}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{what} (error id {error_id}; the collector's log has the details)"),
+        )
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -104,6 +115,9 @@ impl From<WriteError> for ApiError {
             WriteError::DiskFull(_) => Some(30),
             WriteError::Commit(_) => None,
         };
+        if let WriteError::Commit(detail) = &e {
+            return ApiError::internal_logged("write failed", detail);
+        }
         ApiError {
             status,
             message: e.to_string(),
@@ -115,8 +129,7 @@ impl From<WriteError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store read failed");
-        ApiError::internal(format!("store read failed: {e}"))
+        ApiError::internal_logged("store read failed", &e.to_string())
     }
 }
 

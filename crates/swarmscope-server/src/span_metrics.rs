@@ -17,6 +17,7 @@ use swarmscope_metrics::catalogue::{
     TenantFolder, TenantLabels, TenantModelLabels, TicketLabels, TokenLabels,
 };
 use swarmscope_metrics::{render, Format, SwarmMetrics};
+use swarmscope_model::numbers;
 use swarmscope_model::price::{PriceTable, TokenUsage};
 use swarmscope_model::{Span, SpanStatus};
 use swarmscope_store::WriterStats;
@@ -215,14 +216,15 @@ fn attr_text(span: &Span, names: &[&str]) -> Option<String> {
 
 fn attr_count(span: &Span, names: &[&str]) -> u64 {
     attr(span, names)
-        .and_then(|v| match v {
-            Value::Number(n) => n
-                .as_u64()
-                .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        })
+        .and_then(swarmscope_model::numbers::token_count)
         .unwrap_or(0)
+}
+
+/// Adds to a counter without wrapping: a counter that would pass `u64::MAX`
+/// stays at its ceiling instead of restarting from zero.
+fn add_saturating(counter: &prometheus_client::metrics::counter::Counter, n: u64) {
+    let room = u64::MAX - counter.get();
+    counter.inc_by(n.min(room));
 }
 
 fn outcome(span: &Span) -> &'static str {
@@ -248,24 +250,10 @@ pub(crate) fn prepare(spans: &mut [Span], prices: &PriceTable) -> Vec<Derived> {
                 )
                 .unwrap_or_else(|| "unknown".into());
                 let usage = TokenUsage {
-                    input: attr_count(span, &["gen_ai.usage.input_tokens", "input_tokens"]),
-                    output: attr_count(span, &["gen_ai.usage.output_tokens", "output_tokens"]),
-                    cache_read: attr_count(
-                        span,
-                        &[
-                            "gen_ai.usage.cache_read.input_tokens",
-                            "cache_read_input_tokens",
-                            "cache_read_tokens",
-                        ],
-                    ),
-                    cache_write: attr_count(
-                        span,
-                        &[
-                            "gen_ai.usage.cache_creation.input_tokens",
-                            "cache_creation_input_tokens",
-                            "cache_write_tokens",
-                        ],
-                    ),
+                    input: attr_count(span, numbers::INPUT_TOKENS),
+                    output: attr_count(span, numbers::OUTPUT_TOKENS),
+                    cache_read: attr_count(span, numbers::CACHE_READ_TOKENS),
+                    cache_write: attr_count(span, numbers::CACHE_WRITE_TOKENS),
                 };
                 let cost = prices.cost(&model, &usage);
                 span.attributes
@@ -335,12 +323,13 @@ pub(crate) fn apply(metrics: &CollectorMetrics, derived: &[Derived], stored: &[u
                     ("cache_write", usage.cache_write),
                 ] {
                     if n > 0 {
-                        m.claude_api_tokens
-                            .get_or_create(&TokenLabels {
+                        add_saturating(
+                            &m.claude_api_tokens.get_or_create(&TokenLabels {
                                 model: model.clone(),
                                 direction: direction.into(),
-                            })
-                            .inc_by(n);
+                            }),
+                            n,
+                        );
                     }
                 }
                 match cost {
@@ -353,13 +342,12 @@ pub(crate) fn apply(metrics: &CollectorMetrics, derived: &[Derived], stored: &[u
                             .inc_by(*c);
                     }
                     None => {
-                        metrics
-                            .health
-                            .unpriced_tokens
-                            .get_or_create(&ModelLabels {
+                        add_saturating(
+                            &metrics.health.unpriced_tokens.get_or_create(&ModelLabels {
                                 model: model.clone(),
-                            })
-                            .inc_by(usage.total());
+                            }),
+                            usage.total(),
+                        );
                     }
                 }
             }

@@ -388,7 +388,11 @@ fn run(
             outbox.dropped = dropped_before;
         }
         if let Ok(outcomes) = &result {
-            if outcomes.iter().any(|o| o.pruned.traces + o.pruned.logs > 0) {
+            if outcomes
+                .iter()
+                .flatten()
+                .any(|o| o.pruned.traces + o.pruned.logs > 0)
+            {
                 // Give freed pages back to the filesystem, a bounded amount
                 // at a time (only on databases created with auto_vacuum).
                 if let Err(e) = conn.execute_batch("PRAGMA incremental_vacuum(2000)") {
@@ -409,7 +413,7 @@ fn run(
                     .store(count as u64, Ordering::Relaxed);
                 inner.commit_micros.fetch_add(micros, Ordering::Relaxed);
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                    let _ = job.ack.send(Ok(outcome));
+                    let _ = job.ack.send(outcome);
                 }
             }
             Err(e) => {
@@ -478,6 +482,20 @@ impl TraceState {
         self.errors += i64::from(span.status == SpanStatus::Error)
             - i64::from(old_status == SpanStatus::Error);
         self.end_ns = self.end_ns.max(span.end_ns.unwrap_or(span.start_ns));
+        self.note_root(span);
+    }
+
+    /// Remembers `span` as the trace's root when it is the earliest parentless
+    /// span seen; a completion that renames a root replaces the stored name.
+    fn note_root(&mut self, span: &Span) {
+        if span.parent_span_id.is_none()
+            && self
+                .root
+                .as_ref()
+                .is_none_or(|(start, _)| span.start_ns < *start)
+        {
+            self.root = Some((span.start_ns, span.name.clone()));
+        }
     }
 
     fn add(&mut self, span: &Span) {
@@ -489,14 +507,7 @@ impl TraceState {
         }
         self.start_ns = self.start_ns.min(span.start_ns);
         self.end_ns = self.end_ns.max(span.end_ns.unwrap_or(span.start_ns));
-        if span.parent_span_id.is_none()
-            && self
-                .root
-                .as_ref()
-                .is_none_or(|(start, _)| span.start_ns < *start)
-        {
-            self.root = Some((span.start_ns, span.name.clone()));
-        }
+        self.note_root(span);
     }
 }
 
@@ -555,52 +566,102 @@ fn tenant_ref(
     Ok(id)
 }
 
+/// Writes one batch in one transaction. Each job runs inside its own
+/// savepoint: a job that fails (bad data that got past validation, a
+/// constraint) is rolled back alone and answered with its error, while the
+/// other jobs of the batch commit and are acknowledged. Only a failure of the
+/// transaction itself (the commit, a full disk) fails every job.
 fn commit(
     conn: &mut Connection,
     tenants: &mut HashMap<String, i64>,
     jobs: &[Job],
     outbox: &mut Outbox,
-) -> rusqlite::Result<Vec<WriteOutcome>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+) -> rusqlite::Result<Vec<Result<WriteOutcome, WriteError>>> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = now_nanos();
-    let mut traces: HashMap<(i64, Vec<u8>), TraceState> = HashMap::new();
+    // Traces that received data earlier in this transaction (their
+    // `updated_ns` is written with it): sweeps and prunes leave them alone.
+    let mut active: Vec<i64> = Vec::new();
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let outcome = match &job.work {
-            Work::Spans(spans) => write_spans(&tx, tenants, &mut traces, spans, now, outbox)?,
-            Work::Logs(logs) => write_logs(&tx, tenants, logs, outbox)?,
-            Work::Forwarded {
-                target,
-                seq,
-                delete_upto,
-            } => {
-                tx.prepare_cached(
-                    "INSERT INTO forward_cursors (name, seq) VALUES (?1, ?2)
-                     ON CONFLICT(name) DO UPDATE SET seq = max(seq, excluded.seq)",
-                )?
-                .execute(params![target, seq])?;
-                let deleted = tx
-                    .prepare_cached("DELETE FROM outbox WHERE seq <= ?1")?
-                    .execute([delete_upto])?;
-                outbox.delta -= deleted as i64;
-                WriteOutcome::default()
+        let (delta, dropped) = (outbox.delta, outbox.dropped);
+        let savepoint = tx.savepoint()?;
+        match write_job(&savepoint, tenants, &job.work, now, outbox, &active) {
+            Ok((outcome, touched)) => {
+                savepoint.commit()?;
+                active.extend(touched);
+                outcomes.push(Ok(outcome));
             }
-            Work::Close(scope, end_ns) => {
-                let active: Vec<i64> = traces.values().map(|t| t.id).collect();
-                close_spans(&tx, scope, *end_ns, &active)?
+            Err(e) => {
+                // Dropping the savepoint rolls its writes back; forget what
+                // the job did to the caches and counters too.
+                drop(savepoint);
+                tenants.clear();
+                outbox.delta = delta;
+                outbox.dropped = dropped;
+                if matches!(e.sqlite_error_code(), Some(ErrorCode::DiskFull)) {
+                    return Err(e);
+                }
+                tracing::error!(error = %e, "one ingest job rolled back; the rest of its batch goes on");
+                outcomes.push(Err(classify(&e)));
             }
-            Work::Prune {
-                scope,
-                before_ns,
-                max_traces,
-            } => {
-                // Traces this batch wrote to are left for the next prune.
-                let active: Vec<i64> = traces.values().map(|t| t.id).collect();
-                prune(&tx, scope, *before_ns, *max_traces, &active)?
-            }
-        };
-        outcomes.push(outcome);
+        }
     }
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+/// One job's writes, inside its savepoint; returns its outcome and the
+/// traces it wrote to.
+fn write_job(
+    tx: &Connection,
+    tenants: &mut HashMap<String, i64>,
+    work: &Work,
+    now: i64,
+    outbox: &mut Outbox,
+    active: &[i64],
+) -> rusqlite::Result<(WriteOutcome, Vec<i64>)> {
+    let outcome = match work {
+        Work::Spans(spans) => {
+            let mut traces: HashMap<(i64, Vec<u8>), TraceState> = HashMap::new();
+            let outcome = write_spans(tx, tenants, &mut traces, spans, now, outbox)?;
+            update_summaries(tx, &traces, now)?;
+            return Ok((outcome, traces.values().map(|t| t.id).collect()));
+        }
+        Work::Logs(logs) => write_logs(tx, tenants, logs, outbox)?,
+        Work::Forwarded {
+            target,
+            seq,
+            delete_upto,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO forward_cursors (name, seq) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET seq = max(seq, excluded.seq)",
+            )?
+            .execute(params![target, seq])?;
+            let deleted = tx
+                .prepare_cached("DELETE FROM outbox WHERE seq <= ?1")?
+                .execute([delete_upto])?;
+            outbox.delta -= deleted as i64;
+            WriteOutcome::default()
+        }
+        Work::Close(scope, end_ns) => close_spans(tx, scope, *end_ns, active)?,
+        // Traces this batch wrote to are left for the next prune.
+        Work::Prune {
+            scope,
+            before_ns,
+            max_traces,
+        } => prune(tx, scope, *before_ns, *max_traces, active)?,
+    };
+    Ok((outcome, Vec::new()))
+}
+
+/// Folds what a job did to each trace into its summary row.
+fn update_summaries(
+    tx: &Connection,
+    traces: &HashMap<(i64, Vec<u8>), TraceState>,
+    now: i64,
+) -> rusqlite::Result<()> {
     let mut update = tx.prepare_cached(
         "UPDATE traces SET
              start_ns = min(start_ns, ?2),
@@ -608,9 +669,9 @@ fn commit(
              span_count = span_count + ?4,
              error_count = error_count + ?5,
              cost_usd = cost_usd + ?9,
-             root_name = CASE WHEN ?6 IS NOT NULL AND (root_start_ns IS NULL OR ?7 < root_start_ns)
+             root_name = CASE WHEN ?6 IS NOT NULL AND (root_start_ns IS NULL OR ?7 <= root_start_ns)
                               THEN ?6 ELSE root_name END,
-             root_start_ns = CASE WHEN ?6 IS NOT NULL AND (root_start_ns IS NULL OR ?7 < root_start_ns)
+             root_start_ns = CASE WHEN ?6 IS NOT NULL AND (root_start_ns IS NULL OR ?7 <= root_start_ns)
                               THEN ?7 ELSE root_start_ns END,
              updated_ns = ?8
          WHERE id = ?1",
@@ -625,7 +686,6 @@ fn commit(
             t.cost_usd
         ])?;
     }
-    drop(update);
     let mut recount = tx.prepare_cached(
         "UPDATE traces SET
              start_ns = (SELECT min(start_ns) FROM spans WHERE trace = ?1),
@@ -635,9 +695,7 @@ fn commit(
     for t in traces.values().filter(|t| t.recount_bounds) {
         recount.execute([t.id])?;
     }
-    drop(recount);
-    tx.commit()?;
-    Ok(outcomes)
+    Ok(())
 }
 
 fn trace_state<'a>(
@@ -763,7 +821,9 @@ fn write_spans(
         let replaceable = if span.end_ns.is_some() {
             tx.prepare_cached(
                 "SELECT rowid, status, incomplete,
-                        coalesce(json_extract(attributes, '$.\"swarm.cost_usd\"'), 0) FROM spans
+                        CASE WHEN json_type(attributes, '$.\"swarm.cost_usd\"') IN ('integer', 'real')
+                             THEN json_extract(attributes, '$.\"swarm.cost_usd\"') ELSE 0 END
+                 FROM spans
                  WHERE trace = ?1 AND span_id = ?2 AND (end_ns IS NULL OR incomplete = 1)",
             )?
             .query_row(params![trace.id, span_key], |r| {

@@ -669,3 +669,52 @@ async fn a_huge_trace_is_returned_truncated() {
         "the summary still counts every span"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_fails_in_the_writer_fails_alone() {
+    let (dir, store) = open();
+    // A poison span the database itself refuses, as any unforeseen commit-time
+    // failure would: its request must fail, its batch-mates must not.
+    let db = rusqlite::Connection::open(store.path()).expect("open db");
+    db.execute_batch(
+        "CREATE TRIGGER poison BEFORE INSERT ON spans WHEN NEW.name = 'poison'
+         BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+    )
+    .expect("trigger");
+    drop(db);
+    let writes = (0..40).map(|i| {
+        let writer = store.writer().clone();
+        let name = if i % 4 == 0 { "poison" } else { "fine" };
+        let spans = vec![
+            span("a", &format!("t{i}"), "s1", "root", i),
+            span("a", &format!("t{i}"), "s2", name, i),
+        ];
+        tokio::spawn(async move { (name, writer.write(spans).await) })
+    });
+    let mut ok = 0;
+    for w in writes {
+        let (name, result) = w.await.expect("task");
+        match (name, result) {
+            ("poison", Err(WriteError::Commit(_))) => {}
+            ("fine", Ok(o)) => {
+                assert_eq!(o.inserted, 2);
+                ok += 1;
+            }
+            (name, other) => panic!("{name}: {other:?}"),
+        }
+    }
+    assert_eq!(ok, 30);
+    // Nothing of a failed job is stored, not even its good span; the others are whole.
+    for i in 0..40 {
+        let lookup = store
+            .reader()
+            .get_trace(Some("a"), &format!("t{i}"))
+            .expect("read");
+        if i % 4 == 0 {
+            assert!(!matches!(lookup, TraceLookup::Found(_)), "t{i} stored");
+        } else {
+            assert_eq!(found(lookup).spans.len(), 2);
+        }
+    }
+    drop(dir);
+}
