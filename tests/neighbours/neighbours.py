@@ -1331,7 +1331,11 @@ def main() -> int:
     mpctx = mp.get_context("fork")
     results = []
     try:
-        col.start()
+        try:
+            col.start()
+        except RuntimeError as e:
+            log(str(e))
+            return 2
         for name in order:
             results.append(run_class(name, col, args, mpctx))
     finally:

@@ -310,6 +310,38 @@ fn decode_line(
     })
 }
 
+/// Checks a log line decoded from another wire format (OTLP) against the
+/// bounds seed-format lines get: ids, message size, metadata.
+pub fn check_log(log: &LogRecord, path: &str, limits: &Limits) -> Result<(), DecodeError> {
+    for (field, value) in [
+        ("tenant_id", Some(&log.tenant_id)),
+        ("trace_id", log.trace_id.as_ref()),
+        ("span_id", log.span_id.as_ref()),
+        ("request_id", log.request_id.as_ref()),
+        ("ticket_id", log.ticket_id.as_ref()),
+        ("agent_id", log.agent_id.as_ref()),
+    ] {
+        if let Some(v) = value {
+            if v.is_empty() || v.len() > limits.max_id_bytes {
+                return Err(DecodeError::field(
+                    &join(path, field),
+                    format!("{field} must be 1 to {} bytes", limits.max_id_bytes),
+                ));
+            }
+        }
+    }
+    if log.message.len() > limits.max_attribute_value_bytes {
+        return Err(DecodeError::field(
+            &join(path, "body"),
+            format!(
+                "message larger than {} bytes",
+                limits.max_attribute_value_bytes
+            ),
+        ));
+    }
+    check_attributes(&log.metadata, &join(path, "attributes"), limits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -541,7 +541,9 @@ pub fn check_span(span: &Span, path: &str, limits: &Limits) -> Result<(), Decode
     Ok(())
 }
 
-pub(crate) fn check_attributes(
+/// Checks attributes (or log metadata) against the bounds: count, key length,
+/// value size and nesting.
+pub fn check_attributes(
     attrs: &Attributes,
     path: &str,
     limits: &Limits,

@@ -42,8 +42,13 @@ pub enum Encoding {
 impl Encoding {
     /// From a `Content-Type` header; `None` for anything else.
     pub fn from_content_type(content_type: &str) -> Option<Encoding> {
-        let mime = content_type.split(';').next().unwrap_or("").trim();
-        match mime {
+        let mime = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match mime.as_str() {
             "application/x-protobuf" | "application/protobuf" => Some(Encoding::Protobuf),
             "application/json" => Some(Encoding::Json),
             _ => None,
@@ -73,7 +78,34 @@ fn with_field(body: &[u8], field: &str) -> Result<Value, OtlpError> {
         map.entry(field.to_owned())
             .or_insert_with(|| Value::Array(Vec::new()));
     }
+    proto3_doubles(&mut v);
     Ok(v)
+}
+
+/// Proto3 JSON writes the doubles JSON cannot hold as strings ("NaN",
+/// "Infinity", "-Infinity") and may quote any double. A quoted number becomes
+/// a number again; a non-finite one is kept as its text (a JSON attribute
+/// cannot hold it), instead of failing the whole request.
+fn proto3_doubles(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::String(text)) = map.get("doubleValue") {
+                let text = text.clone();
+                match text.trim().parse::<f64>() {
+                    Ok(n) if n.is_finite() => {
+                        map.insert("doubleValue".into(), Value::from(n));
+                    }
+                    _ => {
+                        map.remove("doubleValue");
+                        map.insert("stringValue".into(), Value::String(text));
+                    }
+                }
+            }
+            map.values_mut().for_each(proto3_doubles);
+        }
+        Value::Array(items) => items.iter_mut().for_each(proto3_doubles),
+        _ => {}
+    }
 }
 
 /// Decodes an `ExportTraceServiceRequest`.
@@ -97,6 +129,40 @@ pub fn decode_logs(body: &[u8], encoding: Encoding) -> Result<ExportLogsServiceR
         Encoding::Json => serde_json::from_value(with_field(body, "resourceLogs")?)
             .map_err(|e| OtlpError(format!("not an OTLP/JSON logs request: {e}"))),
     }
+}
+
+/// Bytes of resource and scope attributes a trace request copies onto each
+/// of its spans when stored: what it costs beyond its wire size.
+pub fn copied_bytes_traces(request: &ExportTraceServiceRequest) -> usize {
+    request
+        .resource_spans
+        .iter()
+        .map(|rs| {
+            let resource = rs.resource.as_ref().map_or(0, Message::encoded_len);
+            rs.scope_spans
+                .iter()
+                .map(|ss| {
+                    let scope = ss.scope.as_ref().map_or(0, Message::encoded_len);
+                    (resource + scope).saturating_mul(ss.spans.len())
+                })
+                .fold(0usize, usize::saturating_add)
+        })
+        .fold(0, usize::saturating_add)
+}
+
+/// The same for a logs request: resource attributes copied onto each line.
+pub fn copied_bytes_logs(request: &ExportLogsServiceRequest) -> usize {
+    request
+        .resource_logs
+        .iter()
+        .map(|rl| {
+            let resource = rl.resource.as_ref().map_or(0, Message::encoded_len);
+            rl.scope_logs
+                .iter()
+                .map(|sl| resource.saturating_mul(sl.log_records.len()))
+                .fold(0usize, usize::saturating_add)
+        })
+        .fold(0, usize::saturating_add)
 }
 
 /// Encodes a trace export answer.
@@ -149,7 +215,8 @@ pub struct Converted<T> {
 }
 
 impl<T> Converted<T> {
-    fn reject(&mut self, why: String) {
+    /// Leaves one item out, remembering the first reason.
+    pub fn reject(&mut self, why: String) {
         self.rejected += 1;
         if self.first_error.is_none() {
             self.first_error = Some(why);
@@ -487,13 +554,7 @@ pub fn logs_from_request(
                 let hex_or_none = |b: &[u8], len: usize| {
                     (b.len() == len && b.iter().any(|x| *x != 0)).then(|| hex::encode(b))
                 };
-                let too_big = message.len() > limits.max_attribute_value_bytes
-                    || metadata.len() > limits.max_attributes;
-                if too_big {
-                    out.reject(format!("{path}: body or attributes over the limits"));
-                    continue;
-                }
-                out.items.push(LogRecord {
+                let record = LogRecord {
                     tenant_id: tenant,
                     time_ns: time as i64,
                     level: level(rec.severity_number, &rec.severity_text),
@@ -505,7 +566,15 @@ pub fn logs_from_request(
                     agent_id,
                     duration_ms: None,
                     metadata,
-                });
+                };
+                match swarmscope_model::log::check_log(&record, &path, limits) {
+                    Ok(()) => out.items.push(record),
+                    Err(e) => out.reject(format!(
+                        "{}: {}",
+                        e.field.as_deref().unwrap_or(&path),
+                        e.message
+                    )),
+                }
             }
         }
     }
@@ -830,6 +899,21 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn proto3_json_non_finite_and_quoted_doubles_are_accepted() {
+        let body = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{
+            "traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708",
+            "name":"x","startTimeUnixNano":"1","endTimeUnixNano":"2",
+            "attributes":[{"key":"nan","value":{"doubleValue":"NaN"}},
+                          {"key":"inf","value":{"doubleValue":"-Infinity"}},
+                          {"key":"q","value":{"doubleValue":"1.5"}}]}]}]}]}"#;
+        let request = decode_traces(body, Encoding::Json).expect("valid proto3 JSON");
+        let attrs = attributes(&request.resource_spans[0].scope_spans[0].spans[0].attributes);
+        assert_eq!(attrs.get("nan"), Some(&json!("NaN")));
+        assert_eq!(attrs.get("inf"), Some(&json!("-Infinity")));
+        assert_eq!(attrs.get("q"), Some(&json!(1.5)));
     }
 
     #[test]

@@ -1,7 +1,10 @@
-//! Reading request bodies within bounds: the raw size is capped, and a gzip
-//! body's decompressed size is capped too, so a small bomb cannot expand.
-//! Decompression happens in [`RawBody::into_content`], which ingest runs on
-//! a blocking thread.
+//! Reading request bodies within bounds: the raw size is capped, the read has
+//! a deadline (a client trickling bytes cannot hold a request open), and a
+//! gzip body's decompressed size is capped too, so a small bomb cannot
+//! expand. Every gzip member is decoded (a body of several members is one
+//! stream, as RFC 1952 says), and anything after the last one is refused:
+//! nothing is acknowledged that was not read. Decompression happens in
+//! [`RawBody::into_content`], which ingest runs on a blocking thread.
 
 use std::io::Read;
 
@@ -38,7 +41,7 @@ impl RawBody {
             return Ok(self.bytes);
         }
         let mut out = Vec::with_capacity(self.bytes.len().saturating_mul(4).min(limit));
-        let mut decoder = flate2::read::GzDecoder::new(&self.bytes[..]).take(limit as u64 + 1);
+        let mut decoder = flate2::read::MultiGzDecoder::new(&self.bytes[..]).take(limit as u64 + 1);
         decoder.read_to_end(&mut out).map_err(|e| {
             ApiError::new(StatusCode::BAD_REQUEST, format!("invalid gzip body: {e}")).field("body")
         })?;
@@ -49,37 +52,63 @@ impl RawBody {
     }
 }
 
-/// Reads the whole body, refusing more than `limit` bytes; notes whether it
-/// is gzip (`Content-Encoding`), refusing other encodings.
-pub(crate) async fn read_body(
+/// Whether the body is gzip (`Content-Encoding`, any case), refusing other
+/// encodings.
+pub(crate) fn is_gzip(headers: &HeaderMap) -> Result<bool, ApiError> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("") | Some("identity") => Ok(false),
+        Some("gzip") | Some("x-gzip") => Ok(true),
+        Some(other) => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("unsupported Content-Encoding {other:?} (use gzip or none)"),
+        )
+        .field("Content-Encoding")),
+    }
+}
+
+/// The body's declared length, refusing one over `limit` before reading.
+pub(crate) fn declared_length(
     headers: &HeaderMap,
-    body: Body,
     limit: usize,
-) -> Result<RawBody, ApiError> {
+) -> Result<Option<usize>, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(limit, "request body"));
+    match declared {
+        Some(n) if n > limit as u64 => Err(too_large(limit, "request body")),
+        Some(n) => Ok(Some(n as usize)),
+        None => Ok(None),
     }
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
-    let gzip = match encoding.as_deref() {
-        None | Some("") | Some("identity") => false,
-        Some("gzip") | Some("x-gzip") => true,
-        Some(other) => {
+}
+
+/// Reads the whole body within `deadline`, refusing more than `limit`
+/// bytes; notes whether it is gzip.
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<RawBody, ApiError> {
+    declared_length(headers, limit)?;
+    let gzip = is_gzip(headers)?;
+    let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await;
+    let raw = match read {
+        Err(_) => {
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("unsupported Content-Encoding {other:?} (use gzip or none)"),
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s",
+                    deadline.as_secs_f64()
+                ),
             )
-            .field("Content-Encoding"))
+            .field("body"))
         }
-    };
-    let raw = match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
             let over_limit =
                 std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
                     e.source()
@@ -100,4 +129,49 @@ pub(crate) async fn read_body(
         bytes: raw.to_vec(),
         gzip,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).expect("write");
+        e.finish().expect("finish")
+    }
+
+    #[test]
+    fn every_gzip_member_is_read_and_trailing_bytes_are_refused() {
+        let mut two = gzip(b"[1,");
+        two.extend(gzip(b"2]"));
+        let body = RawBody {
+            bytes: two.clone(),
+            gzip: true,
+        };
+        assert_eq!(body.into_content(1024).expect("two members"), b"[1,2]");
+        let mut junk = two;
+        junk.extend_from_slice(b"not gzip");
+        let body = RawBody {
+            bytes: junk,
+            gzip: true,
+        };
+        assert_eq!(
+            body.into_content(1024).expect_err("junk").status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn a_bomb_stops_at_the_limit() {
+        let bomb = gzip(&vec![b' '; 10 << 20]);
+        assert!(bomb.len() < 64 * 1024);
+        let body = RawBody {
+            bytes: bomb,
+            gzip: true,
+        };
+        let e = body.into_content(1 << 20).expect_err("too large");
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
 }

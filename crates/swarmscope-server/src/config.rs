@@ -141,6 +141,69 @@ pub struct Config {
     /// another site. Empty (the default): no CORS headers at all.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// Seconds a request body may take to arrive (default 20); a slower
+    /// client gets 408 and its connection back.
+    #[serde(default = "default_body_timeout_secs")]
+    pub body_timeout_secs: u64,
+    /// Seconds to a connection's first byte and to the end of a request
+    /// header (default 10).
+    #[serde(default = "default_header_timeout_secs")]
+    pub header_timeout_secs: u64,
+    /// Seconds a connection may stay open with nothing in flight (default 60).
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Open connections over both listeners (0, the default: three quarters
+    /// of the file-descriptor limit, less headroom).
+    #[serde(default)]
+    pub max_connections: usize,
+    /// Concurrent streams on one HTTP/2 (gRPC) connection (default 32).
+    #[serde(default = "default_h2_max_streams")]
+    pub h2_max_concurrent_streams: u32,
+    /// Seconds a stop waits for in-flight requests before dropping stalled
+    /// connections (default 10). What was acknowledged is committed either way.
+    #[serde(default = "default_shutdown_timeout_secs")]
+    pub shutdown_timeout_secs: u64,
+    /// Memory all ingest requests together may hold while reading and
+    /// decoding (default 256 MiB).
+    #[serde(default = "default_decode_memory_bytes")]
+    pub decode_memory_bytes: usize,
+    /// One caller's (tenant key's) share of it (default 64 MiB); a request
+    /// needing more is refused with 413.
+    #[serde(default = "default_caller_decode_memory_bytes")]
+    pub caller_decode_memory_bytes: usize,
+    /// Spans one caller may have waiting for the writer (default a quarter of
+    /// `queue_capacity_spans`).
+    #[serde(default)]
+    pub caller_queue_share_spans: Option<usize>,
+    /// How far ahead of the collector's clock a span or log line may be dated
+    /// (default 3600 s); later ones are refused, so nothing escapes retention.
+    #[serde(default = "default_max_future_skew_secs")]
+    pub max_future_skew_secs: u64,
+}
+
+fn default_body_timeout_secs() -> u64 {
+    20
+}
+fn default_header_timeout_secs() -> u64 {
+    10
+}
+fn default_idle_timeout_secs() -> u64 {
+    60
+}
+fn default_h2_max_streams() -> u32 {
+    32
+}
+fn default_shutdown_timeout_secs() -> u64 {
+    10
+}
+fn default_decode_memory_bytes() -> usize {
+    256 << 20
+}
+fn default_caller_decode_memory_bytes() -> usize {
+    64 << 20
+}
+fn default_max_future_skew_secs() -> u64 {
+    3600
 }
 
 fn default_listen() -> SocketAddr {
@@ -198,6 +261,16 @@ impl Default for Config {
             alerts: swarmscope_alerts::AlertsConfig::default(),
             retention: crate::retention::RetentionConfig::default(),
             scrub: crate::scrub::ScrubConfig::default(),
+            body_timeout_secs: default_body_timeout_secs(),
+            header_timeout_secs: default_header_timeout_secs(),
+            idle_timeout_secs: default_idle_timeout_secs(),
+            max_connections: 0,
+            h2_max_concurrent_streams: default_h2_max_streams(),
+            shutdown_timeout_secs: default_shutdown_timeout_secs(),
+            decode_memory_bytes: default_decode_memory_bytes(),
+            caller_decode_memory_bytes: default_caller_decode_memory_bytes(),
+            caller_queue_share_spans: None,
+            max_future_skew_secs: default_max_future_skew_secs(),
             cors_origins: Vec::new(),
         }
     }

@@ -14,7 +14,9 @@ pub mod config;
 pub mod cors;
 pub mod disk;
 pub mod error;
+pub mod fair_share;
 pub mod forward;
+pub mod grpc;
 pub mod incomplete;
 mod ingest;
 mod live;
@@ -26,6 +28,7 @@ pub use query::parse_queries;
 pub mod retention;
 mod scrape;
 pub mod scrub;
+pub mod serve;
 pub mod span_metrics;
 mod ui;
 
@@ -35,7 +38,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use swarmscope_model::Limits;
 use swarmscope_store::Store;
-use tower::limit::ConcurrencyLimitLayer;
 
 pub use auth::{Auth, Principal};
 pub use config::{Config, ConfigError};
@@ -69,6 +71,12 @@ pub struct AppState {
     /// Set to true when the collector stops: live streams end at once, so a
     /// graceful shutdown does not wait for open viewers to disconnect.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Each caller's share of decode memory and of the writer queue.
+    pub shares: Arc<fair_share::FairShare>,
+    /// How long a request body may take to arrive.
+    pub body_timeout: std::time::Duration,
+    /// How far ahead of now a span or log line may be dated, in ns.
+    pub future_skew_ns: i64,
 }
 
 impl AppState {
@@ -95,17 +103,23 @@ impl AppState {
             scrub: Arc::new(scrub::Scrubber::new(&config.scrub).map_err(ConfigError::Invalid)?),
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
             cors: cors::layer(&config.cors_origins),
+            shares: Arc::new(fair_share::FairShare::new(
+                config.decode_memory_bytes,
+                config.caller_decode_memory_bytes,
+                config
+                    .caller_queue_share_spans
+                    .unwrap_or(config.queue_capacity_spans / 4),
+                std::time::Duration::from_secs(2),
+            )),
+            body_timeout: std::time::Duration::from_secs(config.body_timeout_secs.max(1)),
+            future_skew_ns: i64::try_from(config.max_future_skew_secs)
+                .unwrap_or(i64::MAX / 1_000_000_000)
+                .saturating_mul(1_000_000_000),
         })
     }
 }
 
 pub use alerting::start_alerts;
-
-/// Ingest requests decoded at once, per ingest route. Decoding holds the
-/// body and its parsed JSON (up to ~16 times the body for pathological
-/// input); beyond this many, further requests wait in line, so memory stays
-/// bounded whatever the number of connections.
-pub(crate) const INGEST_CONCURRENCY: usize = 64;
 
 /// Every route of the collector.
 pub fn router(state: AppState) -> Router {
@@ -118,17 +132,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(scrape::metrics))
         .route(
             "/api/traces",
-            post(ingest::post_traces)
-                .layer(ConcurrencyLimitLayer::new(INGEST_CONCURRENCY))
-                .get(query::list_traces),
+            post(ingest::post_traces).get(query::list_traces),
         )
         .route("/api/traces/{trace_id}", get(query::get_trace))
-        .route(
-            "/api/logs",
-            post(ingest::post_logs)
-                .layer(ConcurrencyLimitLayer::new(INGEST_CONCURRENCY))
-                .get(query::list_logs),
-        )
+        .route("/api/logs", post(ingest::post_logs).get(query::list_logs))
         .route("/api/vms/{vm_id}/terminated", post(ingest::vm_terminated))
         .route("/api/tickets/{ticket_id}/traces", get(query::ticket_traces))
         .route("/api/stats", get(query::stats))
@@ -136,14 +143,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/tenants", get(query::tenants))
         .route("/api/events", get(live::events))
         .route("/api/alerts", get(alerting::alerts))
-        .route(
-            "/v1/traces",
-            post(otlp::post_traces).layer(ConcurrencyLimitLayer::new(INGEST_CONCURRENCY)),
-        )
-        .route(
-            "/v1/logs",
-            post(otlp::post_logs).layer(ConcurrencyLimitLayer::new(INGEST_CONCURRENCY)),
-        )
+        .route("/v1/traces", post(otlp::post_traces))
+        .route("/v1/logs", post(otlp::post_logs))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

@@ -1,7 +1,11 @@
 //! Slowing down key guessing: after `auth_failures_per_minute` (default 20)
-//! failed authentications from one address within a minute, that address gets 429 (with `Retry-After`) on
-//! every route until the minute is over. Bounded: at most 10,000 addresses
-//! are tracked, expired entries are dropped first.
+//! failed authentications from one address within a minute, that address's
+//! *failing* attempts get 429 (with `Retry-After`) instead of 401 until the
+//! minute is over. A request with a valid key is never refused because of
+//! someone else's failures on the same address (a shared NAT, a proxy, a
+//! tenant's own VM), and keys are checked before any body is read, so a
+//! failing attempt costs little. Bounded: at most 10,000 addresses are
+//! tracked, expired entries are dropped first.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -61,28 +65,34 @@ impl Lockout {
     }
 }
 
-/// The middleware: refuses locked-out addresses, counts 401 answers.
+/// The middleware: counts 401 answers per address, and turns them into 429
+/// once the address is locked out. Successful requests pass untouched.
 pub(crate) async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let ip = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let Some(ip) = ip else {
-        return next.run(request).await;
-    };
-    if let Some(secs) = state.lockout.locked(ip, Instant::now()) {
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many failed authentications from {ip}; try again in {secs} s"),
-        );
-        e.retry_after = Some(secs as u32);
-        return e.into_response();
-    }
     let response = next.run(request).await;
-    if response.status() == StatusCode::UNAUTHORIZED {
-        state.lockout.failed(ip, Instant::now());
+    let Some(ip) = ip else {
+        return response;
+    };
+    if response.status() != StatusCode::UNAUTHORIZED {
+        return response;
     }
-    response
+    let now = Instant::now();
+    let locked = state.lockout.locked(ip, now);
+    state.lockout.failed(ip, now);
+    match locked {
+        Some(secs) => {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many failed authentications from {ip}; try again in {secs} s"),
+            );
+            e.retry_after = Some(secs as u32);
+            e.into_response()
+        }
+        None => response,
+    }
 }
 
 #[cfg(test)]

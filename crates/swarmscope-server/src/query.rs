@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -22,8 +22,24 @@ const DEFAULT_LIMIT: usize = 20;
 const DEFAULT_LOG_LIMIT: usize = 100;
 
 /// `GET /healthz`: 200 once the collector accepts traffic.
-pub(crate) async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// Writer liveness, queue depth and disk state; 503 when the writer is dead
+/// (nothing could be acknowledged) or the disk is under its floor.
+pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
+    let writer = state.store.writer();
+    let alive = writer.is_alive();
+    let disk_ok = state.disk.check().is_ok();
+    let body = json!({
+        "status": if alive && disk_ok { "ok" } else { "degraded" },
+        "writer": if alive { "running" } else { "stopped" },
+        "queued_spans": writer.stats().queued_spans,
+        "disk": if disk_ok { "ok" } else { "low" },
+    });
+    let status = if alive && disk_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 /// Query parameters, each given at most once, only from an allowed set.
@@ -52,6 +68,10 @@ impl Params {
     pub(crate) fn text(&self, name: &str) -> Result<Option<String>, ApiError> {
         match self.0.get(name) {
             None => Ok(None),
+            Some(v) if v.contains('\0') => Err(ApiError::bad_param(
+                name,
+                format!("{name} must not contain a NUL character"),
+            )),
             Some(v) if v.is_empty() || v.len() > 256 => Err(ApiError::bad_param(
                 name,
                 format!("{name} must be 1 to 256 characters"),

@@ -44,6 +44,21 @@ impl Store {
             source,
         })?;
         let path = data_dir.join(DATABASE_FILE);
+        // Spans and logs are the tenants' data: only the collector's user may
+        // read them, whatever the umask (SQLite gives its -wal and -shm files
+        // the database file's mode).
+        private(data_dir, 0o700)?;
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|source| StoreError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+        }
+        private(&path, 0o600)?;
         let conn = schema::open_writer_connection(&path)?;
         let writer = Writer::start(conn, config)?;
         let reader = Reader::new(path.clone());
@@ -68,4 +83,15 @@ impl Store {
     pub fn reader(&self) -> &Reader {
         &self.reader
     }
+}
+
+/// Sets `path`'s permission bits to `mode`.
+fn private(path: &Path, mode: u32) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        StoreError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    })
 }

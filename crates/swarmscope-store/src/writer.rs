@@ -325,6 +325,15 @@ impl Writer {
         done.await.unwrap_or(Err(WriteError::Closed))
     }
 
+    /// Whether the writer thread is running and taking writes: false once it
+    /// has stopped, by [`Writer::close`] or by dying.
+    pub fn is_alive(&self) -> bool {
+        lock(&self.inner.sender).is_some()
+            && lock(&self.inner.thread)
+                .as_ref()
+                .is_some_and(|t| !t.is_finished())
+    }
+
     /// Counters since start.
     pub fn stats(&self) -> WriterStats {
         let i = &self.inner;

@@ -5,6 +5,9 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use std::time::Duration;
+
+use swarmscope_server::serve::ServeOptions;
 use swarmscope_server::{router, AppState, Config};
 use swarmscope_store::{Store, WriterConfig};
 use tokio::net::TcpListener;
@@ -41,12 +44,16 @@ pub(crate) fn init_logging() {
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = resolve_config(&args)?;
-    if config.keys.is_empty() && !config.listen.ip().is_loopback() && !args.insecure {
-        return Err(UsageError(format!(
-            "refusing to listen on {} without API keys: add one with `swarmscope keys add` and pass --config, or pass --insecure",
-            config.listen
-        ))
-        .into());
+    // Every listener counts: OTLP/gRPC serves writes too.
+    let listeners =
+        std::iter::once(config.listen).chain(swarmscope_server::otlp::grpc_addr(&config));
+    for at in listeners {
+        if config.keys.is_empty() && !at.ip().is_loopback() && !args.insecure {
+            return Err(UsageError(format!(
+                "refusing to listen on {at} without API keys: add one with `swarmscope keys add` and pass --config, or pass --insecure"
+            ))
+            .into());
+        }
     }
     init_logging();
     let collector = Collector::start(&config).await?;
@@ -138,37 +145,45 @@ impl Collector {
         let addr = listener.local_addr().context("no local address")?;
         // One stop signal for the HTTP and gRPC servers and the live streams.
         let stop = std::sync::Arc::clone(&state.stopping);
-        let stopped = stop.subscribe();
-        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
+        let options = ServeOptions {
+            header_timeout: Duration::from_secs(config.header_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
+            h2_max_streams: config.h2_max_concurrent_streams.max(1),
+            http2: false,
+            shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
+            connections: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                match config.max_connections {
+                    0 => swarmscope_server::serve::default_max_connections(),
+                    n => n,
+                },
+            )),
         };
         let (grpc_addr, grpc) = match swarmscope_server::otlp::grpc_addr(config) {
             Some(at) => {
-                let grpc_listener = TcpListener::bind(at)
-                    .await
-                    .with_context(|| format!("cannot listen for OTLP/gRPC on {at}"))?;
+                let grpc_listener = TcpListener::bind(at).await.with_context(|| {
+                    format!("cannot listen for OTLP/gRPC on {at} (move it with otlp_grpc_listen, or set otlp_grpc = false)")
+                })?;
                 let bound = grpc_listener.local_addr().context("no local address")?;
-                let task = tokio::spawn(swarmscope_server::otlp::serve_grpc(
-                    state.clone(),
+                let task = tokio::spawn(swarmscope_server::serve::serve(
                     grpc_listener,
-                    until_stopped(stopped.clone()),
+                    swarmscope_server::grpc::router(state.clone()),
+                    ServeOptions {
+                        http2: true,
+                        ..options.clone()
+                    },
+                    stop.subscribe(),
                 ));
                 (Some(bound), Some(task))
             }
             None => (None, None),
         };
         let writer = store.writer().clone();
+        let stopped = stop.subscribe();
         let task = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router(state).into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(until_stopped(stopped))
-            .await
-            .context("server failed")?;
+            swarmscope_server::serve::serve(listener, router(state), options, stopped).await;
             if let Some(grpc) = grpc {
-                if let Ok(Err(e)) = grpc.await {
-                    tracing::error!(error = %e, "OTLP/gRPC server failed");
+                if grpc.await.is_err() {
+                    tracing::error!("OTLP/gRPC server task failed");
                 }
             }
             tracing::info!("stopped accepting; draining the ingest queue");

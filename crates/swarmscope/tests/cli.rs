@@ -14,8 +14,17 @@ async fn serve_is_ready_quickly_and_healthy() {
     println!("ready after {:?}", server.ready_after);
     assert_eq!(
         server.get("/healthz", None).await,
-        (200, json!({"status": "ok"}))
+        (
+            200,
+            json!({"status": "ok", "writer": "running", "queued_spans": 0, "disk": "ok"})
+        )
     );
+    // The data is the tenants': only the collector's user may read it.
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&server.data_dir), 0o700);
+    assert_eq!(mode(&server.data_dir.join("swarmscope.db")), 0o600);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
