@@ -179,6 +179,14 @@ pub struct Config {
     /// (default 3600 s); later ones are refused, so nothing escapes retention.
     #[serde(default = "default_max_future_skew_secs")]
     pub max_future_skew_secs: u64,
+    /// Seconds one read (a search, a trace lookup) may run before it is
+    /// stopped with 503 (default 10).
+    #[serde(default = "default_query_timeout_secs")]
+    pub query_timeout_secs: u64,
+}
+
+fn default_query_timeout_secs() -> u64 {
+    10
 }
 
 fn default_body_timeout_secs() -> u64 {
@@ -271,6 +279,7 @@ impl Default for Config {
             caller_decode_memory_bytes: default_caller_decode_memory_bytes(),
             caller_queue_share_spans: None,
             max_future_skew_secs: default_max_future_skew_secs(),
+            query_timeout_secs: default_query_timeout_secs(),
             cors_origins: Vec::new(),
         }
     }

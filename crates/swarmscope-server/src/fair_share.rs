@@ -23,10 +23,15 @@ use crate::error::ApiError;
 /// Callers tracked at once; idle ones are forgotten first.
 const MAX_TRACKED: usize = 10_000;
 
+/// Reads (searches, trace lookups) one caller may run at once: half the
+/// store's read connections, so another caller always finds one.
+pub const READS_PER_CALLER: usize = 4;
+
 /// The shares of one caller.
 struct Share {
     memory_kib: Arc<Semaphore>,
     queued_spans: Arc<Semaphore>,
+    reads: Arc<Semaphore>,
 }
 
 /// Per-caller and total bounds on decode memory and queued spans.
@@ -75,22 +80,26 @@ impl FairShare {
         }
     }
 
-    fn share(&self, caller: &str) -> (Arc<Semaphore>, Arc<Semaphore>) {
+    fn share(&self, caller: &str) -> (Arc<Semaphore>, Arc<Semaphore>, Arc<Semaphore>) {
         let mut map = self.callers.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_TRACKED && !map.contains_key(caller) {
             // Forget callers holding nothing.
             let (kib, spans) = (self.share_kib as usize, self.share_spans as usize);
             map.retain(|_, s| {
-                s.memory_kib.available_permits() < kib || s.queued_spans.available_permits() < spans
+                s.memory_kib.available_permits() < kib
+                    || s.queued_spans.available_permits() < spans
+                    || s.reads.available_permits() < READS_PER_CALLER
             });
         }
         let share = map.entry(caller.to_owned()).or_insert_with(|| Share {
             memory_kib: Arc::new(Semaphore::new(self.share_kib as usize)),
             queued_spans: Arc::new(Semaphore::new(self.share_spans as usize)),
+            reads: Arc::new(Semaphore::new(READS_PER_CALLER)),
         });
         (
             Arc::clone(&share.memory_kib),
             Arc::clone(&share.queued_spans),
+            Arc::clone(&share.reads),
         )
     }
 
@@ -108,7 +117,7 @@ impl FairShare {
             )
             .field("body"));
         }
-        let (own, _) = self.share(caller);
+        let (own, _, _) = self.share(caller);
         let acquire = async {
             let mine = own.acquire_many_owned(need).await.ok()?;
             let total = Arc::clone(&self.total_kib)
@@ -133,11 +142,24 @@ impl FairShare {
         let n = u32::try_from(spans.max(1))
             .unwrap_or(u32::MAX)
             .min(self.share_spans);
-        let (_, queue) = self.share(caller);
+        let (_, queue, _) = self.share(caller);
         match queue.try_acquire_many_owned(n) {
             Ok(p) => Ok(Reservation { permits: vec![p] }),
             Err(_) => Err(busy(
                 "this caller's share of the ingest queue is full; retry shortly",
+            )),
+        }
+    }
+}
+
+impl FairShare {
+    /// A read slot in `caller`'s share, waiting briefly for one.
+    pub async fn read(&self, caller: &str) -> Result<Reservation, ApiError> {
+        let (_, _, reads) = self.share(caller);
+        match tokio::time::timeout(self.wait, reads.acquire_owned()).await {
+            Ok(Ok(p)) => Ok(Reservation { permits: vec![p] }),
+            _ => Err(busy(
+                "this caller already runs as many searches as it may at once; retry shortly",
             )),
         }
     }

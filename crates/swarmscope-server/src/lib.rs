@@ -77,6 +77,8 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// How far ahead of now a span or log line may be dated, in ns.
     pub future_skew_ns: i64,
+    /// How long one read (a search, a trace) may run.
+    pub query_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -112,6 +114,7 @@ impl AppState {
                 std::time::Duration::from_secs(2),
             )),
             body_timeout: std::time::Duration::from_secs(config.body_timeout_secs.max(1)),
+            query_timeout: std::time::Duration::from_secs(config.query_timeout_secs.max(1)),
             future_skew_ns: i64::try_from(config.max_future_skew_secs)
                 .unwrap_or(i64::MAX / 1_000_000_000)
                 .saturating_mul(1_000_000_000),

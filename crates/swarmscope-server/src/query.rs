@@ -124,6 +124,55 @@ fn path_param(p: Result<Path<String>, PathRejection>, name: &str) -> Result<Stri
     Ok(v)
 }
 
+/// Whose read share a caller draws on.
+fn reader_share(principal: &Principal) -> String {
+    match principal {
+        Principal::Tenant { tenant, .. } => format!("tenant:{tenant}"),
+        _ => "admin".to_owned(),
+    }
+}
+
+/// Runs a read for `principal` under the read rules: at most a few at once
+/// per caller (so one tenant's searches cannot take every connection), each
+/// within the query time budget, and cancelled when its client goes away
+/// (this future is dropped).
+async fn read<T: Send + 'static>(
+    state: &AppState,
+    principal: &Principal,
+    f: impl FnOnce(&swarmscope_store::Reader) -> Result<T, swarmscope_store::StoreError>
+        + Send
+        + 'static,
+) -> Result<T, ApiError> {
+    let _share = state.shares.read(&reader_share(principal)).await?;
+    let budget = swarmscope_store::ReadBudget::new(state.query_timeout);
+    struct CancelOnDrop(std::sync::Arc<swarmscope_store::ReadBudget>);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            self.0.cancel();
+        }
+    }
+    let _cancel = CancelOnDrop(std::sync::Arc::clone(&budget));
+    let reader = state.store.reader().with_budget(budget);
+    let limit = state.query_timeout;
+    blocking(move || {
+        f(&reader).map_err(|e| match e {
+            swarmscope_store::StoreError::Interrupted => {
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "the query ran past its time budget of {} s: narrow it (a tenant, a shorter time range, fewer results)",
+                        limit.as_secs_f64()
+                    ),
+                );
+                e.retry_after = Some(1);
+                e
+            }
+            other => other.into(),
+        })
+    })
+    .await
+}
+
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -143,9 +192,11 @@ pub(crate) async fn get_trace(
     let trace_id = path_param(trace_id, "trace_id")?;
     let params = Params::parse(raw.as_deref(), &["tenant_id"])?;
     let scope = principal.read_scope(params.text("tenant_id")?.as_deref())?;
-    let reader = state.store.reader().clone();
     let id = trace_id.clone();
-    let lookup = blocking(move || Ok(reader.get_trace(scope.as_deref(), &id)?)).await?;
+    let lookup = read(&state, &principal, move |r| {
+        r.get_trace(scope.as_deref(), &id)
+    })
+    .await?;
     let detail = match lookup {
         TraceLookup::Found(d) => d,
         TraceLookup::NotFound => {
@@ -298,9 +349,12 @@ fn trace_filter(params: &Params, scope: Option<String>) -> Result<TraceFilter, A
     })
 }
 
-async fn search(state: &AppState, filter: TraceFilter) -> Result<Json<Value>, ApiError> {
-    let reader = state.store.reader().clone();
-    let page = blocking(move || Ok(reader.list_traces(&filter)?)).await?;
+async fn search(
+    state: &AppState,
+    principal: &Principal,
+    filter: TraceFilter,
+) -> Result<Json<Value>, ApiError> {
+    let page = read(state, principal, move |r| r.list_traces(&filter)).await?;
     Ok(Json(json!({
         "traces": page.traces.iter().map(|t| t.to_json()).collect::<Vec<_>>(),
         "next_cursor": page.next_cursor.map(|c| c.encode()),
@@ -317,7 +371,7 @@ pub(crate) async fn list_traces(
     let params = Params::parse(raw.as_deref(), LIST_PARAMS)?;
     let scope = principal.read_scope(params.text("tenant_id")?.as_deref())?;
     let filter = trace_filter(&params, scope)?;
-    search(&state, filter).await
+    search(&state, &principal, filter).await
 }
 
 /// `GET /api/tickets/{ticket_id}/traces`: every trace of a ticket.
@@ -333,7 +387,7 @@ pub(crate) async fn ticket_traces(
     let scope = principal.read_scope(params.text("tenant_id")?.as_deref())?;
     let mut filter = trace_filter(&params, scope)?;
     filter.ticket_id = Some(ticket_id);
-    search(&state, filter).await
+    search(&state, &principal, filter).await
 }
 
 const LOG_PARAMS: &[&str] = &[
@@ -412,8 +466,7 @@ pub(crate) async fn list_logs(
     let params = Params::parse(raw.as_deref(), LOG_PARAMS)?;
     let scope = principal.read_scope(params.text("tenant_id")?.as_deref())?;
     let filter = log_filter(&params, scope)?;
-    let reader = state.store.reader().clone();
-    let page = blocking(move || Ok(reader.list_logs(&filter)?)).await?;
+    let page = read(&state, &principal, move |r| r.list_logs(&filter)).await?;
     Ok(Json(json!({
         "logs": page.logs,
         "next_cursor": page.next_cursor.map(|c| c.encode()),

@@ -30,6 +30,9 @@ pub enum StoreError {
     /// A stored row could not be decoded.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A read ran past its time budget, or its caller went away.
+    #[error("the read ran past its time budget or was cancelled")]
+    Interrupted,
 }
 
 /// Why a write was not acknowledged. Nothing of the request was committed.

@@ -17,7 +17,7 @@ pub use query::{
     Cursor, LogFilter, LogPage, StatusFilter, TraceDetail, TraceFilter, TraceLookup, TracePage,
     TraceSummary, TRACE_LOG_LIMIT, TRACE_SPAN_LIMIT,
 };
-pub use reader::{ForwardBatch, Reader, StoreStats};
+pub use reader::{ForwardBatch, ReadBudget, Reader, StoreStats};
 pub use writer::{
     CloseScope, PruneOutcome, PruneScope, WriteOutcome, Writer, WriterConfig, WriterStats,
 };

@@ -41,6 +41,39 @@ pub struct StoreStats {
 #[derive(Clone)]
 pub struct Reader {
     inner: Arc<ReaderInner>,
+    budget: Option<Arc<ReadBudget>>,
+}
+
+/// How long a read may run, and a flag that ends it early (its client went
+/// away). SQLite checks it every few thousand steps of a query and stops the
+/// query when it is spent, so an abandoned or runaway search frees its core
+/// and its connection.
+#[derive(Debug)]
+pub struct ReadBudget {
+    deadline: std::time::Instant,
+    cancelled: std::sync::atomic::AtomicBool,
+}
+
+impl ReadBudget {
+    /// A budget of `limit` from now.
+    pub fn new(limit: std::time::Duration) -> Arc<ReadBudget> {
+        Arc::new(ReadBudget {
+            deadline: std::time::Instant::now() + limit,
+            cancelled: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Ends the reads under this budget at their next check.
+    pub fn cancel(&self) {
+        self.cancelled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the reads under this budget must stop.
+    pub fn spent(&self) -> bool {
+        self.cancelled.load(std::sync::atomic::Ordering::Relaxed)
+            || std::time::Instant::now() >= self.deadline
+    }
 }
 
 struct ReaderInner {
@@ -158,6 +191,16 @@ impl Reader {
                 in_use: Mutex::new(0),
                 freed: std::sync::Condvar::new(),
             }),
+            budget: None,
+        }
+    }
+
+    /// This reader, with every read under `budget`: a read that waits for a
+    /// connection or runs past it fails with [`StoreError::Interrupted`].
+    pub fn with_budget(&self, budget: Arc<ReadBudget>) -> Reader {
+        Reader {
+            inner: Arc::clone(&self.inner),
+            budget: Some(budget),
         }
     }
 
@@ -168,11 +211,27 @@ impl Reader {
         let _slot = {
             let mut n = self.inner.in_use.lock().unwrap_or_else(|p| p.into_inner());
             while *n >= POOL_SIZE {
-                n = self.inner.freed.wait(n).unwrap_or_else(|p| p.into_inner());
+                n = match &self.budget {
+                    None => self.inner.freed.wait(n).unwrap_or_else(|p| p.into_inner()),
+                    Some(b) => {
+                        if b.spent() {
+                            return Err(StoreError::Interrupted);
+                        }
+                        let wait = std::time::Duration::from_millis(50);
+                        self.inner
+                            .freed
+                            .wait_timeout(n, wait)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0
+                    }
+                };
             }
             *n += 1;
             Slot(&self.inner)
         };
+        if self.budget.as_ref().is_some_and(|b| b.spent()) {
+            return Err(StoreError::Interrupted);
+        }
         let pooled = self
             .inner
             .idle
@@ -183,7 +242,21 @@ impl Reader {
             Some(c) => c,
             None => open_read_connection(&self.inner.path)?,
         };
+        if let Some(b) = &self.budget {
+            let b = Arc::clone(b);
+            conn.progress_handler(2_000, Some(move || b.spent()));
+        }
         let result = f(&conn);
+        if self.budget.is_some() {
+            conn.progress_handler(0, None::<fn() -> bool>);
+        }
+        let interrupted = |e: &rusqlite::Error| {
+            e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
+        };
+        let result = match result {
+            Err(StoreError::Sqlite(e)) if interrupted(&e) => Err(StoreError::Interrupted),
+            other => other,
+        };
         let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < POOL_SIZE {
             idle.push(conn);

@@ -23,8 +23,8 @@ async fn serve_is_ready_quickly_and_healthy() {
     use std::os::unix::fs::PermissionsExt;
     let mode =
         |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
-    assert_eq!(mode(&server.data_dir), 0o700);
-    assert_eq!(mode(&server.data_dir.join("swarmscope.db")), 0o600);
+    assert_eq!(mode(&server.data_dir.join("data")), 0o700);
+    assert_eq!(mode(&server.data_dir.join("data/swarmscope.db")), 0o600);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
