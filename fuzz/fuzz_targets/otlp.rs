@@ -1,11 +1,14 @@
 //! The OTLP decoders (protobuf and JSON, traces and logs): no input panics,
-//! and what converts to swarmscope spans and log lines converts back to an
-//! OTLP request that decodes to the same items (the forwarding path).
+//! the count taken before decoding (`scan`) finds exactly the items prost
+//! decodes, and what converts to swarmscope spans and log lines converts
+//! back to an OTLP request that decodes to the same items (the forwarding
+//! path).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use swarmscope_model::Limits;
+use swarmscope_otlp::scan::{scan, Kind};
 use swarmscope_otlp::{
     decode_logs, decode_traces, logs_from_request, logs_to_request, spans_from_request,
     spans_to_request, Encoding,
@@ -28,10 +31,32 @@ fuzz_target!(|data: &[u8]| {
         max_attributes: limits.max_attributes + 64,
         ..limits.clone()
     };
+    let kind = if selector & 2 == 0 { Kind::Traces } else { Kind::Logs };
+    let shape = (encoding == Encoding::Protobuf).then(|| scan(body, kind, usize::MAX));
+    let agrees = |decoded: usize| {
+        match &shape {
+            Some(Ok(s)) => assert_eq!(s.items, decoded, "{s:?}"),
+            // Refusals prost does not make are deliberate: nesting deeper
+            // than any OTLP request, and protobuf groups.
+            Some(Err(e)) => assert!(
+                e.0.contains("nested too deep") || e.0.contains("wire type"),
+                "scan refused what prost decodes: {e}"
+            ),
+            None => {}
+        }
+    };
     if selector & 2 == 0 {
         let Ok(request) = decode_traces(body, encoding) else {
             return;
         };
+        agrees(
+            request
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len())
+                .sum(),
+        );
         let converted = spans_from_request(&request, Some("fuzz"), &limits);
         if converted.items.is_empty() {
             return;
@@ -56,6 +81,14 @@ fuzz_target!(|data: &[u8]| {
         let Ok(request) = decode_logs(body, encoding) else {
             return;
         };
+        agrees(
+            request
+                .resource_logs
+                .iter()
+                .flat_map(|r| &r.scope_logs)
+                .map(|s| s.log_records.len())
+                .sum(),
+        );
         let converted = logs_from_request(&request, Some("fuzz"), &limits);
         if converted.items.is_empty() {
             return;

@@ -167,7 +167,7 @@ pub struct Config {
     /// decoding (default 256 MiB).
     #[serde(default = "default_decode_memory_bytes")]
     pub decode_memory_bytes: usize,
-    /// One caller's (tenant key's) share of it (default 64 MiB); a request
+    /// One caller's (tenant key's) share of it (default 96 MiB); a request
     /// needing more is refused with 413.
     #[serde(default = "default_caller_decode_memory_bytes")]
     pub caller_decode_memory_bytes: usize,
@@ -183,6 +183,11 @@ pub struct Config {
     /// stopped with 503 (default 10).
     #[serde(default = "default_query_timeout_secs")]
     pub query_timeout_secs: u64,
+    /// Addresses of reverse proxies (Caddy) whose `X-Forwarded-For` names
+    /// the client, so the failed-authentication lockout counts each client
+    /// and not the proxy (default none).
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 fn default_query_timeout_secs() -> u64 {
@@ -208,7 +213,7 @@ fn default_decode_memory_bytes() -> usize {
     256 << 20
 }
 fn default_caller_decode_memory_bytes() -> usize {
-    64 << 20
+    96 << 20
 }
 fn default_max_future_skew_secs() -> u64 {
     3600
@@ -280,6 +285,7 @@ impl Default for Config {
             caller_queue_share_spans: None,
             max_future_skew_secs: default_max_future_skew_secs(),
             query_timeout_secs: default_query_timeout_secs(),
+            trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
         }
     }

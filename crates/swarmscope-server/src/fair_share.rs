@@ -27,11 +27,16 @@ const MAX_TRACKED: usize = 10_000;
 /// store's read connections, so another caller always finds one.
 pub const READS_PER_CALLER: usize = 4;
 
+/// Live feeds (`GET /api/events`) one caller may hold open: a quarter of
+/// the collector's 64, so one tenant's tabs cannot take them all.
+pub const LIVE_PER_CALLER: usize = 16;
+
 /// The shares of one caller.
 struct Share {
     memory_kib: Arc<Semaphore>,
     queued_spans: Arc<Semaphore>,
     reads: Arc<Semaphore>,
+    live: Arc<Semaphore>,
 }
 
 /// Per-caller and total bounds on decode memory and queued spans.
@@ -81,6 +86,19 @@ impl FairShare {
     }
 
     fn share(&self, caller: &str) -> (Arc<Semaphore>, Arc<Semaphore>, Arc<Semaphore>) {
+        let (memory, queue, reads, _) = self.shares_of(caller);
+        (memory, queue, reads)
+    }
+
+    fn shares_of(
+        &self,
+        caller: &str,
+    ) -> (
+        Arc<Semaphore>,
+        Arc<Semaphore>,
+        Arc<Semaphore>,
+        Arc<Semaphore>,
+    ) {
         let mut map = self.callers.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_TRACKED && !map.contains_key(caller) {
             // Forget callers holding nothing.
@@ -89,17 +107,20 @@ impl FairShare {
                 s.memory_kib.available_permits() < kib
                     || s.queued_spans.available_permits() < spans
                     || s.reads.available_permits() < READS_PER_CALLER
+                    || s.live.available_permits() < LIVE_PER_CALLER
             });
         }
         let share = map.entry(caller.to_owned()).or_insert_with(|| Share {
             memory_kib: Arc::new(Semaphore::new(self.share_kib as usize)),
             queued_spans: Arc::new(Semaphore::new(self.share_spans as usize)),
             reads: Arc::new(Semaphore::new(READS_PER_CALLER)),
+            live: Arc::new(Semaphore::new(LIVE_PER_CALLER)),
         });
         (
             Arc::clone(&share.memory_kib),
             Arc::clone(&share.queued_spans),
             Arc::clone(&share.reads),
+            Arc::clone(&share.live),
         )
     }
 
@@ -153,6 +174,18 @@ impl FairShare {
 }
 
 impl FairShare {
+    /// A live-feed slot in `caller`'s share, or 503 at once.
+    pub fn live(&self, caller: &str) -> Result<Reservation, ApiError> {
+        let (_, _, _, live) = self.shares_of(caller);
+        live.try_acquire_owned()
+            .map(|p| Reservation { permits: vec![p] })
+            .map_err(|_| {
+                busy(&format!(
+                    "this caller already holds {LIVE_PER_CALLER} live feeds, its share"
+                ))
+            })
+    }
+
     /// A read slot in `caller`'s share, waiting briefly for one.
     pub async fn read(&self, caller: &str) -> Result<Reservation, ApiError> {
         let (_, _, reads) = self.share(caller);

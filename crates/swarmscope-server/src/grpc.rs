@@ -218,7 +218,9 @@ async fn unframe(
     let caller = match ingest::admit(state, headers) {
         Ok(c) => c,
         Err(e) => {
-            if let (Some(ip), StatusCode::UNAUTHORIZED) = (peer.map(|p| p.ip()), e.status) {
+            let ip =
+                peer.map(|p| crate::lockout::client_ip(&state.trusted_proxies, p.ip(), headers));
+            if let (Some(ip), StatusCode::UNAUTHORIZED) = (ip, e.status) {
                 let now = Instant::now();
                 state.lockout.failed(ip, now);
                 if let Some(secs) = state.lockout.locked(ip, now) {
@@ -307,11 +309,11 @@ async fn traces(State(state): State<AppState>, request: axum::extract::Request) 
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| *addr);
-    let (caller, message, _read) = match unframe(&state, peer, &parts.headers, body).await {
+    let (caller, message, held) = match unframe(&state, peer, &parts.headers, body).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    match crate::otlp::export_traces(&state, &caller, message, Encoding::Protobuf).await {
+    match crate::otlp::export_traces(&state, &caller, message, held, Encoding::Protobuf).await {
         Ok((rejected, why)) => ok(ExportTraceServiceResponse {
             partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
                 rejected_spans: rejected as i64,
@@ -331,11 +333,11 @@ async fn logs(State(state): State<AppState>, request: axum::extract::Request) ->
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| *addr);
-    let (caller, message, _read) = match unframe(&state, peer, &parts.headers, body).await {
+    let (caller, message, held) = match unframe(&state, peer, &parts.headers, body).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    match crate::otlp::export_logs(&state, &caller, message, Encoding::Protobuf).await {
+    match crate::otlp::export_logs(&state, &caller, message, held, Encoding::Protobuf).await {
         Ok((rejected, why)) => ok(ExportLogsServiceResponse {
             partial_success: (rejected > 0).then(|| ExportLogsPartialSuccess {
                 rejected_log_records: rejected as i64,

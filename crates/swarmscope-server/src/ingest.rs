@@ -86,14 +86,17 @@ pub(crate) fn measure_json(content: &[u8], max_items: usize) -> Result<usize, Ap
 /// Stage three: decompresses (refusing more than the limit out), counts the
 /// items with `measure`, reserves the memory parsing will take from the
 /// caller's share, then parses with `parse`. Large bodies are handled on a
-/// blocking thread, never on the async workers.
+/// blocking thread, never on the async workers. The reservations (`held`,
+/// from [`read`], and the parse's) end when this returns: what the parsed
+/// items take from then on is bounded by the caller's queue share.
 pub(crate) async fn decode<T: Send + 'static>(
     state: &AppState,
     caller: &Caller,
     raw: RawBody,
+    held: Reservation,
     measure: Measure,
     parse: impl FnOnce(&[u8]) -> Result<T, ApiError> + Send + 'static,
-) -> Result<(T, Reservation), ApiError> {
+) -> Result<T, ApiError> {
     let limit = state.max_body_bytes;
     let max_items = state.limits.max_spans_per_request;
     let heavy = raw.is_heavy();
@@ -103,10 +106,12 @@ pub(crate) async fn decode<T: Send + 'static>(
         Ok((content, need))
     };
     let (content, need) = blocking_if(heavy, unpack).await?;
-    let held = state.shares.memory(&caller.share, need).await?;
+    let mut held = held;
+    held.merge(state.shares.memory(&caller.share, need).await?);
     let heavy = heavy || content.len() > 64 * 1024;
     let items = blocking_if(heavy, move || parse(&content)).await?;
-    Ok((items, held))
+    drop(held);
+    Ok(items)
 }
 
 async fn blocking_if<T: Send + 'static>(
@@ -247,10 +252,10 @@ async fn ingest_spans(
     body: Body,
 ) -> Result<Response, ApiError> {
     let caller = admit(state, &headers)?;
-    let (raw, _read) = read(state, &caller, &headers, body).await?;
+    let (raw, held) = read(state, &caller, &headers, body).await?;
     let limits = state.limits.clone();
     let tenant = caller.key_tenant.clone();
-    let (spans, _parsed) = decode(state, &caller, raw, measure_json, move |content| {
+    let spans = decode(state, &caller, raw, held, measure_json, move |content| {
         Ok(decode_spans(content, &limits, tenant.as_deref())?)
     })
     .await?;
@@ -284,10 +289,10 @@ async fn ingest_logs(
     body: Body,
 ) -> Result<Response, ApiError> {
     let caller = admit(state, &headers)?;
-    let (raw, _read) = read(state, &caller, &headers, body).await?;
+    let (raw, held) = read(state, &caller, &headers, body).await?;
     let limits = state.limits.clone();
     let tenant = caller.key_tenant.clone();
-    let (logs, _parsed) = decode(state, &caller, raw, measure_json, move |content| {
+    let logs = decode(state, &caller, raw, held, measure_json, move |content| {
         Ok(decode_logs(content, &limits, tenant.as_deref())?)
     })
     .await?;

@@ -79,6 +79,8 @@ pub struct AppState {
     pub future_skew_ns: i64,
     /// How long one read (a search, a trace) may run.
     pub query_timeout: std::time::Duration,
+    /// Proxies whose `X-Forwarded-For` names the client (for the lockout).
+    pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
 }
 
 impl AppState {
@@ -111,9 +113,10 @@ impl AppState {
                 config
                     .caller_queue_share_spans
                     .unwrap_or(config.queue_capacity_spans / 4),
-                std::time::Duration::from_secs(2),
+                std::time::Duration::from_secs(5),
             )),
             body_timeout: std::time::Duration::from_secs(config.body_timeout_secs.max(1)),
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             query_timeout: std::time::Duration::from_secs(config.query_timeout_secs.max(1)),
             future_skew_ns: i64::try_from(config.max_future_skew_secs)
                 .unwrap_or(i64::MAX / 1_000_000_000)

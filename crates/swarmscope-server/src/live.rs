@@ -6,7 +6,8 @@
 //! the writer) and sends each as an `event: trace` whose data is the trace
 //! summary. When the alert engine runs, an `event: alerts` carries the
 //! pending and firing alerts the caller may see, at connect and whenever they
-//! change. Connections are capped ([`MAX_LIVE`]): the 65th gets a 503.
+//! change. Connections are capped ([`MAX_LIVE`], and a quarter of that for
+//! one caller): the 65th, or a caller's 17th, gets a 503.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -43,6 +44,7 @@ struct Feed {
     queue: VecDeque<Event>,
     stopping: tokio::sync::watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
+    _share: crate::fair_share::Reservation,
 }
 
 impl Feed {
@@ -102,6 +104,7 @@ pub(crate) async fn events(
     let principal = state.auth.authenticate(&headers)?;
     let params = Params::parse(raw.as_deref(), &["tenant_id"])?;
     let tenant = principal.read_scope(params.text("tenant_id")?.as_deref())?;
+    let share = state.shares.live(&crate::query::reader_share(&principal))?;
     let permit = Arc::clone(&state.live).try_acquire_owned().map_err(|_| {
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -117,6 +120,7 @@ pub(crate) async fn events(
         queue: VecDeque::from([Event::default().event("hello").data("{}")]),
         stopping: state.stopping.subscribe(),
         _permit: permit,
+        _share: share,
     };
     let stream = futures_util::stream::unfold(feed, Feed::next);
     Ok(Sse::new(stream)

@@ -65,13 +65,36 @@ impl Lockout {
     }
 }
 
+/// The address a request comes from: the peer's, or, when the peer is one
+/// of `trusted_proxies`, the rightmost `X-Forwarded-For` entry that is not a
+/// trusted proxy (what the proxy saw; entries further left are the
+/// client's own say and cannot be trusted).
+pub(crate) fn client_ip(
+    trusted: &[IpAddr],
+    peer: IpAddr,
+    headers: &axum::http::HeaderMap,
+) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|part| part.trim().parse::<IpAddr>().ok())
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .unwrap_or(peer)
+}
+
 /// The middleware: counts 401 answers per address, and turns them into 429
 /// once the address is locked out. Successful requests pass untouched.
 pub(crate) async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let ip = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .map(|c| client_ip(&state.trusted_proxies, c.0.ip(), request.headers()));
     let response = next.run(request).await;
     let Some(ip) = ip else {
         return response;
@@ -98,6 +121,24 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let proxy: IpAddr = [127, 0, 0, 1].into();
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 10.1.2.3".parse().expect("header"),
+        );
+        // From the proxy: the address the proxy saw (the rightmost), not the
+        // one the client claimed.
+        assert_eq!(client_ip(&[proxy], proxy, &h), IpAddr::from([10, 1, 2, 3]));
+        // From anyone else: the header is the client's word, ignored.
+        let other: IpAddr = [10, 9, 9, 9].into();
+        assert_eq!(client_ip(&[proxy], other, &h), other);
+        assert_eq!(client_ip(&[], proxy, &h), proxy);
+        assert_eq!(client_ip(&[proxy], proxy, &Default::default()), proxy);
+    }
 
     #[test]
     fn twenty_failures_lock_an_address_out_for_the_rest_of_the_minute() {

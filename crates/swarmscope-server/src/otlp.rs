@@ -17,6 +17,7 @@ use swarmscope_otlp::{Converted, Encoding};
 
 use crate::body::RawBody;
 use crate::error::ApiError;
+use crate::fair_share::Reservation;
 use crate::ingest::{self, Caller};
 use crate::AppState;
 
@@ -69,6 +70,24 @@ fn check_copies(state: &AppState, copied: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Leaves out the items dated beyond the allowed skew, as partial success.
+fn leave_out_future<T>(state: &AppState, converted: &mut Converted<T>, time_of: fn(&T) -> i64) {
+    let now = swarmscope_model::timestamp::now_nanos();
+    let mut reasons = Vec::new();
+    converted.items.retain(|item| {
+        match ingest::future_time(time_of(item), now, state.future_skew_ns) {
+            Some(why) => {
+                reasons.push(why);
+                false
+            }
+            None => true,
+        }
+    });
+    for why in reasons {
+        converted.reject(why);
+    }
+}
+
 fn log_rejected<T>(c: &Converted<T>, what: &str) {
     if c.rejected > 0 {
         tracing::info!(
@@ -87,13 +106,14 @@ pub(crate) async fn export_traces(
     state: &AppState,
     caller: &Caller,
     raw: RawBody,
+    held: Reservation,
     encoding: Encoding,
 ) -> Result<Rejected, ApiError> {
     let measure = match encoding {
         Encoding::Protobuf => measure_traces,
         Encoding::Json => ingest::measure_json,
     };
-    let (request, _parsed) = ingest::decode(state, caller, raw, measure, move |content| {
+    let request = ingest::decode(state, caller, raw, held, measure, move |content| {
         swarmscope_otlp::decode_traces(content, encoding).map_err(bad_body)
     })
     .await?;
@@ -101,10 +121,9 @@ pub(crate) async fn export_traces(
     let mut converted =
         swarmscope_otlp::spans_from_request(&request, caller.key_tenant.as_deref(), &state.limits);
     drop(request);
-    while let Some((i, why)) = ingest::first_future_span(state, &converted.items) {
-        converted.items.remove(i);
-        converted.reject(why);
-    }
+    leave_out_future(state, &mut converted, |s| {
+        s.start_ns.max(s.end_ns.unwrap_or(0))
+    });
     log_rejected(&converted, "spans");
     ingest::store_spans(state, caller, converted.items).await?;
     Ok((converted.rejected, converted.first_error))
@@ -115,13 +134,14 @@ pub(crate) async fn export_logs(
     state: &AppState,
     caller: &Caller,
     raw: RawBody,
+    held: Reservation,
     encoding: Encoding,
 ) -> Result<Rejected, ApiError> {
     let measure = match encoding {
         Encoding::Protobuf => measure_logs,
         Encoding::Json => ingest::measure_json,
     };
-    let (request, _parsed) = ingest::decode(state, caller, raw, measure, move |content| {
+    let request = ingest::decode(state, caller, raw, held, measure, move |content| {
         swarmscope_otlp::decode_logs(content, encoding).map_err(bad_body)
     })
     .await?;
@@ -129,10 +149,7 @@ pub(crate) async fn export_logs(
     let mut converted =
         swarmscope_otlp::logs_from_request(&request, caller.key_tenant.as_deref(), &state.limits);
     drop(request);
-    while let Some((i, why)) = ingest::first_future_line(state, &converted.items) {
-        converted.items.remove(i);
-        converted.reject(why);
-    }
+    leave_out_future(state, &mut converted, |l| l.time_ns);
     log_rejected(&converted, "log records");
     ingest::store_logs(state, caller, converted.items).await?;
     Ok((converted.rejected, converted.first_error))
@@ -156,8 +173,8 @@ pub(crate) async fn post_traces(
     let result = async {
         let caller = ingest::admit(&state, &headers)?;
         let encoding = encoding(&headers)?;
-        let (raw, _read) = ingest::read(&state, &caller, &headers, body).await?;
-        let (rejected, why) = export_traces(&state, &caller, raw, encoding).await?;
+        let (raw, held) = ingest::read(&state, &caller, &headers, body).await?;
+        let (rejected, why) = export_traces(&state, &caller, raw, held, encoding).await?;
         Ok::<_, ApiError>(answer(
             swarmscope_otlp::encode_trace_response(
                 rejected,
@@ -183,8 +200,8 @@ pub(crate) async fn post_logs(
     let result = async {
         let caller = ingest::admit(&state, &headers)?;
         let encoding = encoding(&headers)?;
-        let (raw, _read) = ingest::read(&state, &caller, &headers, body).await?;
-        let (rejected, why) = export_logs(&state, &caller, raw, encoding).await?;
+        let (raw, held) = ingest::read(&state, &caller, &headers, body).await?;
+        let (rejected, why) = export_logs(&state, &caller, raw, held, encoding).await?;
         Ok::<_, ApiError>(answer(
             swarmscope_otlp::encode_logs_response(rejected, why.as_deref().unwrap_or(""), encoding),
             encoding,

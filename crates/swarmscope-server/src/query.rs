@@ -125,7 +125,7 @@ fn path_param(p: Result<Path<String>, PathRejection>, name: &str) -> Result<Stri
 }
 
 /// Whose read share a caller draws on.
-fn reader_share(principal: &Principal) -> String {
+pub(crate) fn reader_share(principal: &Principal) -> String {
     match principal {
         Principal::Tenant { tenant, .. } => format!("tenant:{tenant}"),
         _ => "admin".to_owned(),

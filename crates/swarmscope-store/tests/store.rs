@@ -718,3 +718,40 @@ async fn a_job_that_fails_in_the_writer_fails_alone() {
     }
     drop(dir);
 }
+
+#[tokio::test]
+async fn a_read_past_its_budget_or_cancelled_is_interrupted() {
+    let (_dir, store) = open();
+    let lines: Vec<LogRecord> = (0..20_000)
+        .map(|i| log("a", None, i, LogLevel::Info, &format!("line {i}")))
+        .collect();
+    store.writer().write_logs(lines).await.expect("write");
+    let filter = LogFilter {
+        tenant_id: Some("a".into()),
+        text: Some("no such text".into()),
+        limit: 10,
+        ..LogFilter::default()
+    };
+    let spent = swarmscope_store::ReadBudget::new(std::time::Duration::ZERO);
+    let reader = store.reader().with_budget(spent);
+    assert!(matches!(
+        reader.list_logs(&filter),
+        Err(swarmscope_store::StoreError::Interrupted)
+    ));
+    let cancelled = swarmscope_store::ReadBudget::new(std::time::Duration::from_secs(60));
+    cancelled.cancel();
+    let reader = store.reader().with_budget(cancelled);
+    assert!(matches!(
+        reader.list_logs(&filter),
+        Err(swarmscope_store::StoreError::Interrupted)
+    ));
+    let roomy = swarmscope_store::ReadBudget::new(std::time::Duration::from_secs(60));
+    let page = store
+        .reader()
+        .with_budget(roomy)
+        .list_logs(&filter)
+        .expect("in budget");
+    assert!(page.logs.is_empty());
+    // The connection goes back to the pool without its budget.
+    assert!(store.reader().list_logs(&filter).is_ok());
+}

@@ -370,3 +370,63 @@ async fn otlp_resources_cannot_multiply_into_the_database() {
     assert_eq!(reply["field"], "resource");
     assert_eq!(server.span_count(Some(&keys[2])).await, 0);
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_lockout_counts_each_client() {
+    let (config, keys) =
+        config_with("trusted_proxies = [\"127.0.0.1\"]\nauth_failures_per_minute = 5");
+    let server = Server::with_config(&config);
+    let client = reqwest::Client::new();
+    let get = |from: &'static str, key: String| {
+        client
+            .get(server.url("/api/traces"))
+            .header("x-forwarded-for", from)
+            .bearer_auth(key)
+            .send()
+    };
+    for _ in 0..5 {
+        let r = get("10.0.0.1", "ssk_wrong".into()).await.expect("send");
+        assert_eq!(r.status(), 401);
+    }
+    let r = get("10.0.0.1", "ssk_wrong".into()).await.expect("send");
+    assert_eq!(r.status(), 429, "the guessing client is slowed");
+    // Another client behind the same proxy is not: its failure is a 401, and
+    // a valid key is served.
+    let r = get("10.0.0.2", "ssk_wrong".into()).await.expect("send");
+    assert_eq!(r.status(), 401);
+    let r = get("10.0.0.2", keys[0].clone()).await.expect("send");
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenant_cannot_hold_every_live_feed() {
+    let (config, keys) = tenants();
+    let server = Server::with_config(&config);
+    let client = reqwest::Client::new();
+    let mut open = Vec::new();
+    for i in 0..16 {
+        let r = client
+            .get(server.url("/api/events"))
+            .bearer_auth(&keys[0])
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200, "feed {i}");
+        open.push(r);
+    }
+    let r = client
+        .get(server.url("/api/events"))
+        .bearer_auth(&keys[0])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 503, "acme's 17th feed");
+    let r = client
+        .get(server.url("/api/events"))
+        .bearer_auth(&keys[1])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200, "globex still gets one");
+    drop(open);
+}
