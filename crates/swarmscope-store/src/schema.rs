@@ -158,7 +158,7 @@ pub(crate) fn open_read_connection(path: &Path) -> Result<Connection, StoreError
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "query_only", true)?;
-    conn.pragma_update(None, "cache_size", -16_000)?;
+    conn.pragma_update(None, "cache_size", -8_000)?;
     Ok(conn)
 }
 
