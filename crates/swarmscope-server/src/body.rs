@@ -40,7 +40,9 @@ impl RawBody {
         if !self.gzip {
             return Ok(self.bytes);
         }
-        let mut out = Vec::with_capacity(self.bytes.len().saturating_mul(4).min(limit));
+        // Room for the whole limit up front: pages are touched only as the
+        // output grows, and no doubling reallocation holds two copies at once.
+        let mut out = Vec::with_capacity(limit.saturating_add(1));
         let mut decoder = flate2::read::MultiGzDecoder::new(&self.bytes[..]).take(limit as u64 + 1);
         decoder.read_to_end(&mut out).map_err(|e| {
             ApiError::new(StatusCode::BAD_REQUEST, format!("invalid gzip body: {e}")).field("body")

@@ -171,7 +171,7 @@ pub struct Config {
     /// needing more is refused with 413.
     #[serde(default = "default_caller_decode_memory_bytes")]
     pub caller_decode_memory_bytes: usize,
-    /// Spans one caller may have waiting for the writer (default a quarter of
+    /// Spans one caller may have waiting for the writer (default half of
     /// `queue_capacity_spans`).
     #[serde(default)]
     pub caller_queue_share_spans: Option<usize>,

@@ -1,7 +1,7 @@
 //! The swarmscope collector as an axum application.
 //!
-//! [`router`] builds every route over an [`AppState`]; the binary binds and
-//! serves it. Modules are named for what they own: [`config`] (the one config
+//! [`router`] builds every route over an [`AppState`]; [`collector::Collector`]
+//! binds, serves and runs everything else; the binary parses flags. Modules are named for what they own: [`config`] (the one config
 //! struct), [`auth`] (API keys and tenancy), [`ingest`] (`POST /api/traces`),
 //! the read API, the live feed (`GET /api/events`), the embedded trace
 //! viewer UI, [`incomplete`] (closing spans that never end), [`error`] (the
@@ -10,6 +10,7 @@
 mod alerting;
 pub mod auth;
 mod body;
+pub mod collector;
 pub mod config;
 pub mod cors;
 pub mod disk;
@@ -112,7 +113,7 @@ impl AppState {
                 config.caller_decode_memory_bytes,
                 config
                     .caller_queue_share_spans
-                    .unwrap_or(config.queue_capacity_spans / 4),
+                    .unwrap_or(config.queue_capacity_spans / 2),
                 std::time::Duration::from_secs(5),
             )),
             body_timeout: std::time::Duration::from_secs(config.body_timeout_secs.max(1)),

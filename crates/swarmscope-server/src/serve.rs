@@ -82,8 +82,11 @@ pub async fn serve(
     options: ServeOptions,
     mut stop: watch::Receiver<bool>,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Connection tasks still running, and a wake-up each time one ends.
+    let active = Arc::new(AtomicUsize::new(0));
+    let ended = Arc::new(tokio::sync::Notify::new());
     let mut refused: u64 = 0;
+    let stop_tasks = stop.clone();
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
@@ -155,9 +158,13 @@ pub async fn serve(
         }
         let header_timeout = options.header_timeout;
         let idle_timeout = options.idle_timeout;
-        let watcher = graceful.watcher();
+        let mut stop = stop_tasks.clone();
+        let task_active = Arc::clone(&active);
+        let task_ended = Arc::clone(&ended);
+        task_active.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             let _permit = permit;
+            let _done = Ended(task_active, task_ended);
             // A connection that sends nothing is closed without a task for HTTP.
             let mut first = [0u8; 1];
             match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
@@ -168,35 +175,66 @@ pub async fn serve(
                 TokioIo::new(stream),
                 TowerToHyperService::new(service),
             );
-            let conn = watcher.watch(conn.into_owned());
             tokio::pin!(conn);
+            let stopping = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            tokio::pin!(stopping);
             let mut tick = tokio::time::interval(Duration::from_secs(1).min(idle_timeout));
+            let mut closing = false;
             loop {
                 tokio::select! {
                     _ = conn.as_mut() => break,
-                    _ = tick.tick() => {
+                    _ = tick.tick(), if !closing => {
                         let idle = count.load(Ordering::Relaxed) == 0
                             && now_ms(start).saturating_sub(last.load(Ordering::Relaxed))
                                 >= idle_timeout.as_millis() as u64;
                         if idle {
                             tracing::debug!(%peer, "closing an idle connection");
-                            // Ends the connection; nothing is in flight.
-                            break;
+                            // HTTP/2 gets a GOAWAY; HTTP/1 is closed between requests.
+                            conn.as_mut().graceful_shutdown();
+                            closing = true;
                         }
+                    }
+                    () = &mut stopping, if !closing => {
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
                     }
                 }
             }
         });
     }
     drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(options.shutdown_timeout) => {
-            tracing::warn!(
-                secs = options.shutdown_timeout.as_secs_f64(),
-                "connections still open at the shutdown deadline are dropped"
-            );
+    // In-flight requests finish; connections close as they go idle. Past the
+    // deadline the stalled ones are left to die with the process.
+    let drained = async {
+        loop {
+            let next = ended.notified();
+            if active.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            next.await;
         }
+    };
+    if tokio::time::timeout(options.shutdown_timeout, drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            secs = options.shutdown_timeout.as_secs_f64(),
+            open = active.load(Ordering::SeqCst),
+            "connections still open at the shutdown deadline are dropped"
+        );
+    }
+}
+
+/// Counts a connection task's end, however it ends.
+struct Ended(Arc<AtomicUsize>, Arc<tokio::sync::Notify>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.1.notify_waiters();
     }
 }
 

@@ -119,10 +119,8 @@ async fn decode_bombs_cost_a_bounded_amount_with_or_without_a_key() {
     }
     let after = rss_mib(server.pid());
     println!("collector RSS {before:.1} MiB before, {after:.1} MiB after 32 bombs");
-    assert!(
-        after < before + 200.0,
-        "RSS grew from {before:.1} to {after:.1} MiB"
-    );
+    // Before the counting and fair shares, the same bombs took it past 3 GB.
+    assert!(after < 300.0, "RSS grew from {before:.1} to {after:.1} MiB");
     assert_eq!(server.span_count(Some(&keys[2])).await, 0);
 }
 

@@ -30,7 +30,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
 use crate::cli::DemoArgs;
-use crate::serve::{shutdown_signal, Collector};
+use crate::serve::{shutdown_signal, start_collector};
 use crate::UsageError;
 
 use self::agent::Fleet;
@@ -323,7 +323,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let logs = LogBuffer::new(200_000);
     init_logging(logs.clone());
-    let collector = Collector::start(&config).await?;
+    let collector = start_collector(&config).await?;
     let collector_url = format!("http://{}", collector.addr);
     write_key_files(&data_dir, &keys, &config, &format!("{collector_url}/"))?;
 
