@@ -460,6 +460,8 @@ pub type LabelFolder = TenantFolder;
 pub struct TenantFolder {
     cap: usize,
     seen: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// How many of the kept values each owner (a tenant) introduced.
+    introduced: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 impl TenantFolder {
@@ -468,6 +470,7 @@ impl TenantFolder {
         TenantFolder {
             cap,
             seen: std::sync::Mutex::new(std::collections::HashSet::new()),
+            introduced: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -480,6 +483,26 @@ impl TenantFolder {
         if seen.len() < self.cap {
             seen.insert(tenant.to_owned());
             return tenant.to_owned();
+        }
+        "other".to_owned()
+    }
+
+    /// The label value for `value` seen in `owner`'s data: a value already
+    /// kept keeps its name for everyone; a new one is kept only while `owner`
+    /// has introduced fewer than `per_owner` values (and the folder has
+    /// room), so one tenant minting values cannot use up every tenant's
+    /// label budget.
+    pub fn label_for(&self, owner: &str, value: &str, per_owner: usize) -> String {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(value) {
+            return value.to_owned();
+        }
+        let mut introduced = self.introduced.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = introduced.get(owner).copied().unwrap_or(0);
+        if seen.len() < self.cap && mine < per_owner {
+            seen.insert(value.to_owned());
+            introduced.insert(owner.to_owned(), mine + 1);
+            return value.to_owned();
         }
         "other".to_owned()
     }
@@ -496,5 +519,21 @@ mod tests {
         assert_eq!(f.label("b"), "b");
         assert_eq!(f.label("c"), "other");
         assert_eq!(f.label("a"), "a", "known tenants keep their name");
+    }
+
+    #[test]
+    fn one_owner_cannot_use_up_the_label_budget() {
+        let f = TenantFolder::new(10);
+        for i in 0..100 {
+            f.label_for("flood", &format!("model-{i}"), 3);
+        }
+        assert_eq!(f.label_for("flood", "model-1", 3), "model-1");
+        assert_eq!(f.label_for("flood", "model-99", 3), "other");
+        assert_eq!(f.label_for("acme", "claude-sonnet-4", 3), "claude-sonnet-4");
+        assert_eq!(
+            f.label_for("acme", "model-1", 3),
+            "model-1",
+            "a value another tenant introduced is shared"
+        );
     }
 }

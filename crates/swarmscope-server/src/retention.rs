@@ -25,8 +25,8 @@ pub struct RetentionConfig {
     /// Days kept for particular tenants, overriding `days`.
     #[serde(default)]
     pub tenants: BTreeMap<String, f64>,
-    /// Most bytes of database in use (0: no cap): past it, the oldest traces
-    /// of any tenant go first.
+    /// Most bytes of database in use (0: no cap): past it, the tenant
+    /// holding the most loses its least recently written traces first.
     #[serde(default)]
     pub max_db_bytes: u64,
     /// Seconds between rounds (default 60).
@@ -131,6 +131,70 @@ async fn drain(
     }
 }
 
+/// Over the size cap, evicts from the tenant holding the most (spans plus
+/// log lines), its least recently written traces first, a batch at a time,
+/// until the database is under the cap: a tenant flooding the store loses
+/// its own oldest data, never a small tenant's.
+async fn cap_size(store: &Store, cap: u64, total: &mut Pruned, count: Count<'_>) {
+    let reader = store.reader().clone();
+    let measured = tokio::task::spawn_blocking(move || {
+        let bytes = reader.db_bytes().ok()?;
+        (bytes as u64 > cap).then_some(())?;
+        reader.tenant_footprints().ok()
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(mut footprints) = measured else {
+        return;
+    };
+    for _ in 0..10_000 {
+        let Some((tenant, held)) = footprints
+            .iter_mut()
+            .filter(|(_, n)| *n > 0)
+            .max_by_key(|(_, n)| *n)
+        else {
+            return;
+        };
+        let (name, reader) = (tenant.clone(), store.reader().clone());
+        let next = tokio::task::spawn_blocking(move || {
+            reader.nth_oldest_update_of(&name, BATCH_TRACES).ok()
+        })
+        .await
+        .ok()
+        .flatten();
+        // Traces written before the batch-th oldest (or all, if fewer).
+        let before = next.flatten().unwrap_or(i64::MAX);
+        match store
+            .writer()
+            .prune(PruneScope::Tenant(tenant.clone()), before, BATCH_TRACES)
+            .await
+        {
+            Ok(o) => {
+                total.add(o);
+                count(o);
+                if o.traces + o.logs == 0 {
+                    // Nothing of this tenant's is old enough to go.
+                    *held = 0;
+                } else {
+                    *held -= (o.spans + o.logs) as i64;
+                }
+            }
+            Err(_) => return,
+        }
+        let reader = store.reader().clone();
+        let under = tokio::task::spawn_blocking(move || reader.db_bytes().ok())
+            .await
+            .ok()
+            .flatten()
+            .is_none_or(|bytes| bytes as u64 <= cap);
+        if under {
+            return;
+        }
+        tokio::time::sleep(PAUSE).await;
+    }
+}
+
 /// One round at time `now_ns`: age limits per tenant, then the size cap.
 pub async fn prune_once(store: &Store, config: &RetentionConfig, now_ns: i64) -> Pruned {
     prune_round(store, config, now_ns, &|_| {}).await
@@ -161,40 +225,7 @@ async fn prune_round(
         drain(store, others, cutoff(config.days), &mut total, count).await;
     }
     if config.max_db_bytes > 0 {
-        // Oldest first, a batch at a time, until under the cap.
-        for _ in 0..10_000 {
-            let reader = store.reader().clone();
-            let over = tokio::task::spawn_blocking(move || {
-                let bytes = reader.db_bytes().ok()?;
-                (bytes as u64 > 0).then_some(())?;
-                Some((bytes, reader.nth_oldest_update(BATCH_TRACES).ok()?))
-            })
-            .await
-            .ok()
-            .flatten();
-            let Some((bytes, next)) = over else { break };
-            if (bytes as u64) <= config.max_db_bytes {
-                break;
-            }
-            // Traces written before the batch-th oldest (or all, if fewer).
-            let before = next.unwrap_or(i64::MAX);
-            let before_total = total;
-            match store
-                .writer()
-                .prune(PruneScope::AllExcept(Vec::new()), before, BATCH_TRACES)
-                .await
-            {
-                Ok(o) => {
-                    total.add(o);
-                    count(o);
-                }
-                Err(_) => break,
-            }
-            if total == before_total {
-                break;
-            }
-            tokio::time::sleep(PAUSE).await;
-        }
+        cap_size(store, config.max_db_bytes, &mut total, count).await;
     }
     total
 }

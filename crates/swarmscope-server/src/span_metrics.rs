@@ -40,6 +40,10 @@ pub struct CollectorMetrics {
 /// methods, ticket types and complexities together) before `other`.
 const VALUE_CAP: usize = 200;
 
+/// Most of those one tenant may introduce: a quarter, so a tenant minting
+/// model names cannot push every other tenant's into `other`.
+const VALUE_CAP_PER_TENANT: usize = 50;
+
 impl CollectorMetrics {
     /// Metrics priced by `prices`, with at most `tenant_cap` tenant label values.
     pub fn new(prices: PriceTable, tenant_cap: usize) -> CollectorMetrics {
@@ -68,9 +72,10 @@ impl CollectorMetrics {
         self.tenants.label(tenant)
     }
 
-    /// The label value for an attribute-derived value (folded past the cap).
-    fn value(&self, v: &str) -> String {
-        self.values.label(v)
+    /// The label value for an attribute-derived value seen in `tenant`'s
+    /// spans (folded past the cap, and past the tenant's share of it).
+    fn value(&self, tenant: &str, v: &str) -> String {
+        self.values.label_for(tenant, v, VALUE_CAP_PER_TENANT)
     }
 
     /// Counts a refused ingest request.
@@ -188,14 +193,17 @@ pub(crate) enum Derived {
         cost: Option<f64>,
     },
     Agent {
+        tenant: String,
         agent_type: String,
         status: &'static str,
     },
     VmSpawn {
+        tenant: String,
         method: String,
         ms: f64,
     },
     Ticket {
+        tenant: String,
         ticket_type: String,
         complexity: String,
         seconds: f64,
@@ -272,15 +280,18 @@ pub(crate) fn prepare(spans: &mut [Span], prices: &PriceTable) -> Vec<Derived> {
             }
             match (span.name.as_str(), span.duration_ms()) {
                 ("agent.execute", Some(_)) => Derived::Agent {
+                    tenant: span.tenant_id.clone(),
                     agent_type: attr_text(span, &["agent_type", "agent.type"])
                         .unwrap_or_else(|| "unknown".into()),
                     status: outcome(span),
                 },
                 ("vm.spawn", Some(ms)) if span.status != SpanStatus::Error => Derived::VmSpawn {
+                    tenant: span.tenant_id.clone(),
                     method: attr_text(span, &["method"]).unwrap_or_else(|| "unknown".into()),
                     ms,
                 },
                 ("ticket.complete", Some(ms)) => Derived::Ticket {
+                    tenant: span.tenant_id.clone(),
                     ticket_type: attr_text(span, &["type", "ticket_type"])
                         .unwrap_or_else(|| "unknown".into()),
                     complexity: attr_text(span, &["complexity"])
@@ -309,7 +320,7 @@ pub(crate) fn apply(metrics: &CollectorMetrics, derived: &[Derived], stored: &[u
                 usage,
                 cost,
             } => {
-                let model = &metrics.value(model);
+                let model = &metrics.value(tenant, model);
                 m.claude_api_calls
                     .get_or_create(&ModelStatusLabels {
                         model: model.clone(),
@@ -351,30 +362,35 @@ pub(crate) fn apply(metrics: &CollectorMetrics, derived: &[Derived], stored: &[u
                     }
                 }
             }
-            Derived::Agent { agent_type, status } => {
+            Derived::Agent {
+                tenant,
+                agent_type,
+                status,
+            } => {
                 m.agent_executions
                     .get_or_create(&AgentLabels {
-                        agent_type: metrics.value(agent_type),
+                        agent_type: metrics.value(tenant, agent_type),
                         status: (*status).into(),
                     })
                     .inc();
             }
-            Derived::VmSpawn { method, ms } => {
+            Derived::VmSpawn { tenant, method, ms } => {
                 m.vm_boot_duration_ms
                     .get_or_create(&BootLabels {
-                        method: metrics.value(method),
+                        method: metrics.value(tenant, method),
                     })
                     .observe(*ms);
             }
             Derived::Ticket {
+                tenant,
                 ticket_type,
                 complexity,
                 seconds,
             } => {
                 m.ticket_duration_seconds
                     .get_or_create(&TicketLabels {
-                        r#type: metrics.value(ticket_type),
-                        complexity: metrics.value(complexity),
+                        r#type: metrics.value(tenant, ticket_type),
+                        complexity: metrics.value(tenant, complexity),
                     })
                     .observe(*seconds);
             }

@@ -223,3 +223,47 @@ async fn ingest_carries_on_while_a_large_prune_runs() {
     assert!(max < Duration::from_millis(750), "max {max:?}");
     assert_eq!(traces_of(&store, "new"), latencies.len());
 }
+
+#[tokio::test]
+async fn over_the_size_cap_the_tenant_holding_the_most_loses_its_oldest() {
+    let (_dir, store) = open();
+    // A small tenant's traces, written first (the oldest in the store).
+    let small: Vec<Span> = (0..50)
+        .map(|i| span("small", &format!("s-{i}"), "s"))
+        .collect();
+    store.writer().write(small).await.expect("write");
+    // Then a tenant floods.
+    for batch in 0..6 {
+        let spans = (0..200)
+            .map(|i| {
+                let mut s = span("flood", &format!("f{batch}-{i}"), "s");
+                s.attributes
+                    .insert("payload".into(), "x".repeat(400).into());
+                s
+            })
+            .collect();
+        store.writer().write(spans).await.expect("write");
+    }
+    let before = store.reader().db_bytes().expect("bytes") as u64;
+    let config = RetentionConfig {
+        days: 0.0,
+        max_db_bytes: before / 2,
+        ..RetentionConfig::default()
+    };
+    let p = prune_once(&store, &config, now_nanos()).await;
+    assert!(p.traces >= 400, "{p:?}");
+    let count = |tenant: &str| {
+        store
+            .reader()
+            .list_traces(&TraceFilter {
+                tenant_id: Some(tenant.into()),
+                limit: 1_000,
+                ..TraceFilter::default()
+            })
+            .expect("list")
+            .traces
+            .len()
+    };
+    assert_eq!(count("small"), 50, "the small tenant keeps everything");
+    assert!(count("flood") < 1_200 - 400);
+}

@@ -416,17 +416,31 @@ impl Reader {
         self.with_conn(|conn| query_logs(conn, filter))
     }
 
-    /// When the `n`-th least recently written trace (from 0) was last written
-    /// to, Unix ns: the cutoff that prunes `n` traces when the database is
-    /// over its cap.
-    pub fn nth_oldest_update(&self, n: usize) -> Result<Option<i64>, StoreError> {
+    /// The `updated_ns` of `tenant`'s n-th least recently written trace.
+    pub fn nth_oldest_update_of(&self, tenant: &str, n: usize) -> Result<Option<i64>, StoreError> {
         self.with_conn(|conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT updated_ns FROM traces ORDER BY updated_ns LIMIT 1 OFFSET ?1",
+                    "SELECT updated_ns FROM traces
+                     WHERE tenant = (SELECT id FROM tenants WHERE name = ?1)
+                     ORDER BY updated_ns LIMIT 1 OFFSET ?2",
                 )?
-                .query_row([n as i64], |r| r.get(0))
+                .query_row(rusqlite::params![tenant, n as i64], |r| r.get(0))
                 .optional()?)
+        })
+    }
+
+    /// Each tenant's footprint: its spans plus its log lines.
+    pub fn tenant_footprints(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT tn.name,
+                        coalesce((SELECT sum(span_count) FROM traces t WHERE t.tenant = tn.id), 0)
+                      + (SELECT count(*) FROM logs l WHERE l.tenant = tn.id)
+                 FROM tenants tn",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
         })
     }
 

@@ -123,6 +123,11 @@ const MIGRATIONS: &[&str] = &[
         seq  INTEGER NOT NULL
     );
     "#,
+    // 5: a tenant's least recently written traces, for the size cap's
+    // per-tenant eviction and per-tenant retention.
+    r#"
+    CREATE INDEX traces_by_tenant_update ON traces(tenant, updated_ns);
+    "#,
 ];
 
 /// Schema version this binary writes.
