@@ -389,14 +389,14 @@ pub fn default_rules() -> Vec<Rule> {
             Critical,
             Pagerduty,
             Expr::Increase {
-                selector: Selector::new("swarm_claude_api_calls_total").eq("status", "error"),
+                selector: Selector::new("swarmscope_llm_call_errors_total"),
                 window: M5,
-                by: Vec::new(),
+                by: vec!["tenant_id".into()],
             },
             10.0,
             0,
-            "{value} Claude API errors in 5 minutes",
-            "More than 10 Claude API calls failed (overloaded, rate limited, …) in 5 minutes.",
+            "{value} Claude API errors in 5 minutes for tenant {tenant_id}",
+            "More than 10 of a tenant's Claude API calls failed (overloaded, rate limited, …) in 5 minutes.",
         ),
         rule(
             "DiskSpaceLow",

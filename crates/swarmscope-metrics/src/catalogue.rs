@@ -335,6 +335,10 @@ pub struct CollectorHealth {
     /// `swarmscope_scrubbed_values_total`: attribute values, messages and
     /// log lines in which a secret was masked before storage.
     pub scrubbed_values: Counter,
+    /// `swarmscope_llm_call_errors_total` by tenant: failed LLM calls, so the
+    /// ClaudeAPIErrors alert fires for the tenant whose calls fail (the
+    /// seed's `swarm_claude_api_calls_total` has no tenant label).
+    pub llm_call_errors: Family<TenantLabels, Counter>,
 }
 
 /// `target`, `kind`.
@@ -363,6 +367,11 @@ pub struct KindLabels {
 impl CollectorHealth {
     /// Registers every `swarmscope_*` family.
     pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "swarmscope_llm_call_errors",
+            "Failed LLM calls by tenant",
+            self.llm_call_errors.clone(),
+        );
         registry.register(
             "swarmscope_spans_accepted",
             "Spans acknowledged by tenant",

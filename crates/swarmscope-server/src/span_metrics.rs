@@ -320,6 +320,15 @@ pub(crate) fn apply(metrics: &CollectorMetrics, derived: &[Derived], stored: &[u
                 usage,
                 cost,
             } => {
+                if *status == "error" {
+                    metrics
+                        .health
+                        .llm_call_errors
+                        .get_or_create(&TenantLabels {
+                            tenant_id: metrics.tenant(tenant),
+                        })
+                        .inc();
+                }
                 let model = &metrics.value(tenant, model);
                 m.claude_api_calls
                     .get_or_create(&ModelStatusLabels {

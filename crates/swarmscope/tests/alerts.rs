@@ -51,7 +51,11 @@ async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_errors_fire_notify_show_and_resolve() {
     let (got, url) = receiver().await;
-    let (keys_toml, keys) = config_with_keys(&[(None, &["admin"]), (Some("acme"), &["read"])]);
+    let (keys_toml, keys) = config_with_keys(&[
+        (None, &["admin"]),
+        (Some("acme"), &["read"]),
+        (Some("globex"), &["read"]),
+    ]);
     let config = format!(
         "{keys_toml}\n[alerts]\ninterval_secs = 1\nkeep_firing_for_secs = 1\n\
          pagerduty_routing_key = \"test-routing-key\"\npagerduty_url = \"{url}\"\nretry_base_ms = 50\n\
@@ -86,9 +90,26 @@ async fn claude_errors_fire_notify_show_and_resolve() {
         .expect("summary")
         .contains("11 Claude API errors"));
 
-    // The API and the CLI show it; a tenant key sees this tenant-less alert.
+    // It fires for acme, whose calls failed: acme's key sees it, another
+    // tenant's does not (its calls are fine).
+    assert!(trigger["payload"]["summary"]
+        .as_str()
+        .expect("summary")
+        .contains("for tenant acme"));
+    let firing = |doc: &Value| {
+        doc["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .any(|a| a.to_string().contains("ClaudeAPIErrors"))
+    };
+    let (status, doc) = server.get("/api/alerts", Some(&keys[2])).await;
+    assert_eq!(status, 200, "{doc}");
+    assert!(!firing(&doc), "globex sees acme's alert: {doc}");
+    // The API and the CLI show it.
     let (status, doc) = server.get("/api/alerts", Some(acme)).await;
     assert_eq!(status, 200, "{doc}");
+    assert!(firing(&doc), "{doc}");
     let rule = doc["rules"]
         .as_array()
         .expect("rules")
