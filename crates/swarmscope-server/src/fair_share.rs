@@ -31,12 +31,18 @@ pub const READS_PER_CALLER: usize = 4;
 /// the collector's 64, so one tenant's tabs cannot take them all.
 pub const LIVE_PER_CALLER: usize = 16;
 
+/// VM-termination closes one caller may have in flight: each searches the
+/// VM's open spans in the writer.
+pub const CLOSES_PER_CALLER: usize = 8;
+
 /// The shares of one caller.
+#[derive(Clone)]
 struct Share {
     memory_kib: Arc<Semaphore>,
     queued_spans: Arc<Semaphore>,
     reads: Arc<Semaphore>,
     live: Arc<Semaphore>,
+    closes: Arc<Semaphore>,
 }
 
 /// Per-caller and total bounds on decode memory and queued spans.
@@ -85,20 +91,7 @@ impl FairShare {
         }
     }
 
-    fn share(&self, caller: &str) -> (Arc<Semaphore>, Arc<Semaphore>, Arc<Semaphore>) {
-        let (memory, queue, reads, _) = self.shares_of(caller);
-        (memory, queue, reads)
-    }
-
-    fn shares_of(
-        &self,
-        caller: &str,
-    ) -> (
-        Arc<Semaphore>,
-        Arc<Semaphore>,
-        Arc<Semaphore>,
-        Arc<Semaphore>,
-    ) {
+    fn share(&self, caller: &str) -> Share {
         let mut map = self.callers.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_TRACKED && !map.contains_key(caller) {
             // Forget callers holding nothing.
@@ -108,20 +101,18 @@ impl FairShare {
                     || s.queued_spans.available_permits() < spans
                     || s.reads.available_permits() < READS_PER_CALLER
                     || s.live.available_permits() < LIVE_PER_CALLER
+                    || s.closes.available_permits() < CLOSES_PER_CALLER
             });
         }
-        let share = map.entry(caller.to_owned()).or_insert_with(|| Share {
-            memory_kib: Arc::new(Semaphore::new(self.share_kib as usize)),
-            queued_spans: Arc::new(Semaphore::new(self.share_spans as usize)),
-            reads: Arc::new(Semaphore::new(READS_PER_CALLER)),
-            live: Arc::new(Semaphore::new(LIVE_PER_CALLER)),
-        });
-        (
-            Arc::clone(&share.memory_kib),
-            Arc::clone(&share.queued_spans),
-            Arc::clone(&share.reads),
-            Arc::clone(&share.live),
-        )
+        map.entry(caller.to_owned())
+            .or_insert_with(|| Share {
+                memory_kib: Arc::new(Semaphore::new(self.share_kib as usize)),
+                queued_spans: Arc::new(Semaphore::new(self.share_spans as usize)),
+                reads: Arc::new(Semaphore::new(READS_PER_CALLER)),
+                live: Arc::new(Semaphore::new(LIVE_PER_CALLER)),
+                closes: Arc::new(Semaphore::new(CLOSES_PER_CALLER)),
+            })
+            .clone()
     }
 
     /// Reserves `bytes` of decode memory for `caller`, waiting briefly for room.
@@ -138,7 +129,7 @@ impl FairShare {
             )
             .field("body"));
         }
-        let (own, _, _) = self.share(caller);
+        let own = self.share(caller).memory_kib;
         let acquire = async {
             let mine = own.acquire_many_owned(need).await.ok()?;
             let total = Arc::clone(&self.total_kib)
@@ -163,7 +154,7 @@ impl FairShare {
         let n = u32::try_from(spans.max(1))
             .unwrap_or(u32::MAX)
             .min(self.share_spans);
-        let (_, queue, _) = self.share(caller);
+        let queue = self.share(caller).queued_spans;
         match queue.try_acquire_many_owned(n) {
             Ok(p) => Ok(Reservation { permits: vec![p] }),
             Err(_) => Err(busy(
@@ -176,7 +167,7 @@ impl FairShare {
 impl FairShare {
     /// A live-feed slot in `caller`'s share, or 503 at once.
     pub fn live(&self, caller: &str) -> Result<Reservation, ApiError> {
-        let (_, _, _, live) = self.shares_of(caller);
+        let live = self.share(caller).live;
         live.try_acquire_owned()
             .map(|p| Reservation { permits: vec![p] })
             .map_err(|_| {
@@ -186,9 +177,20 @@ impl FairShare {
             })
     }
 
+    /// A VM-close slot in `caller`'s share, waiting briefly for one.
+    pub async fn close(&self, caller: &str) -> Result<Reservation, ApiError> {
+        let closes = self.share(caller).closes;
+        match tokio::time::timeout(self.wait, closes.acquire_owned()).await {
+            Ok(Ok(p)) => Ok(Reservation { permits: vec![p] }),
+            _ => Err(busy(
+                "this caller already has as many VM closes in flight as it may; retry shortly",
+            )),
+        }
+    }
+
     /// A read slot in `caller`'s share, waiting briefly for one.
     pub async fn read(&self, caller: &str) -> Result<Reservation, ApiError> {
-        let (_, _, reads) = self.share(caller);
+        let reads = self.share(caller).reads;
         match tokio::time::timeout(self.wait, reads.acquire_owned()).await {
             Ok(Ok(p)) => Ok(Reservation { permits: vec![p] }),
             _ => Err(busy(

@@ -326,9 +326,10 @@ pub(crate) async fn vm_terminated(
     if vm_id.is_empty() || vm_id.len() > state.limits.max_id_bytes {
         return Err(ApiError::bad_param("vm_id", "vm_id must be 1 to 128 bytes"));
     }
-    // A closure costs the writer a search of open spans: it takes room in
-    // the caller's queue share like a request of spans does.
-    let _queued = state.shares.queue(&caller.share, 64)?;
+    // A closure is a writer job: at most a few in flight per caller, each
+    // taking room in its queue share.
+    let _closing = state.shares.close(&caller.share).await?;
+    let _queued = state.shares.queue(&caller.share, 1)?;
     let outcome = state
         .store
         .writer()

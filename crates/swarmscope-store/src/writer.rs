@@ -983,27 +983,30 @@ fn write_logs(
     Ok(outcome)
 }
 
-/// `active`: traces that received data earlier in this same transaction,
-/// whose `updated_ns` is not written yet; a silence sweep leaves them alone.
-fn close_spans(
-    tx: &Connection,
-    scope: &CloseScope,
-    now_ns: i64,
-    active: &[i64],
-) -> rusqlite::Result<WriteOutcome> {
-    // Open spans are few and indexed (spans_open), so finding them is cheap.
-    const EFFECTIVE_VM: &str =
-        "CASE WHEN s.vm_id IS NULL THEN t.vm_id WHEN s.vm_id = '' THEN NULL ELSE s.vm_id END";
-    let (sql, params): (String, Vec<rusqlite::types::Value>) = match scope {
+/// The query finding the open spans a closure of `scope` closes: rowid,
+/// trace, status, start, attributes and the trace's end.
+fn open_spans_query(scope: &CloseScope) -> (String, Vec<rusqlite::types::Value>) {
+    // A VM's open spans come from two indexes: spans naming the VM
+    // themselves (spans_open_by_vm), and the open spans (spans_open) of
+    // traces naming it (traces_by_vm) that do not name another.
+    match scope {
         CloseScope::Vm { tenant_id, vm_id } => {
-            let mut sql = format!(
+            let tenant = if tenant_id.is_some() {
+                " AND t.tenant = (SELECT id FROM tenants WHERE name = ?2)"
+            } else {
+                ""
+            };
+            let sql = format!(
                 "SELECT s.rowid, s.trace, s.status, s.start_ns, s.attributes, t.end_ns
                  FROM spans s JOIN traces t ON t.id = s.trace
-                 WHERE s.end_ns IS NULL AND {EFFECTIVE_VM} = ?1"
+                 WHERE s.end_ns IS NULL AND s.vm_id = ?1{tenant}
+                 UNION ALL
+                 SELECT s.rowid, s.trace, s.status, s.start_ns, s.attributes, t.end_ns
+                 FROM traces t JOIN spans s ON s.trace = t.id
+                 WHERE t.vm_id = ?1 AND s.end_ns IS NULL AND s.vm_id IS NULL{tenant}"
             );
             let mut params = vec![rusqlite::types::Value::Text(vm_id.clone())];
             if let Some(tenant) = tenant_id {
-                sql.push_str(" AND t.tenant = (SELECT id FROM tenants WHERE name = ?2)");
                 params.push(rusqlite::types::Value::Text(tenant.clone()));
             }
             (sql, params)
@@ -1015,7 +1018,18 @@ fn close_spans(
                 .to_owned(),
             vec![rusqlite::types::Value::Integer(*cutoff)],
         ),
-    };
+    }
+}
+
+/// `active`: traces that received data earlier in this same transaction,
+/// whose `updated_ns` is not written yet; a silence sweep leaves them alone.
+fn close_spans(
+    tx: &Connection,
+    scope: &CloseScope,
+    now_ns: i64,
+    active: &[i64],
+) -> rusqlite::Result<WriteOutcome> {
+    let (sql, params) = open_spans_query(scope);
     type OpenSpan = (i64, i64, i64, i64, Option<String>, i64);
     let silent = matches!(scope, CloseScope::SilentSince(_));
     let open: Vec<OpenSpan> = tx
@@ -1069,4 +1083,40 @@ fn close_spans(
         closed: open.len(),
         ..WriteOutcome::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dead VM's open spans are found through the VM indexes, never by
+    /// walking every open span of every tenant.
+    #[test]
+    fn a_vms_open_spans_are_searched_by_vm_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = crate::schema::open_writer_connection(&dir.path().join("t.db")).expect("open");
+        for tenant_id in [None, Some("acme".to_owned())] {
+            let scope = CloseScope::Vm {
+                tenant_id,
+                vm_id: "vm-1".into(),
+            };
+            let (sql, params) = open_spans_query(&scope);
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("explain")
+                .query_map(rusqlite::params_from_iter(params), |r| {
+                    r.get::<_, String>(3)
+                })
+                .expect("plan")
+                .collect::<Result<_, _>>()
+                .expect("rows");
+            let uses = |index: &str| plan.iter().any(|step| step.contains(index));
+            assert!(uses("spans_open_by_vm"), "{plan:#?}");
+            assert!(uses("traces_by_vm"), "{plan:#?}");
+            assert!(
+                !plan.iter().any(|step| step.starts_with("SCAN")),
+                "{plan:#?}"
+            );
+        }
+    }
 }
