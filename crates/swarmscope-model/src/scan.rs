@@ -30,16 +30,26 @@ pub struct JsonShape {
     pub decoded_bytes: usize,
 }
 
+/// Keys of a top-level object whose array holds the body's items.
+const LIST_KEYS: &[&[u8]] = &[b"spans", b"logs"];
+
 /// Scans a JSON body, refusing it when it nests deeper than [`MAX_DEPTH`] or
 /// its list holds more than `max_items` items. Syntax is left to the parser:
 /// this only counts.
 pub fn scan(body: &[u8], max_items: usize) -> Result<JsonShape, DecodeError> {
-    // Open containers: whether each is an array, and its items so far.
-    let mut stack: Vec<(bool, usize)> = Vec::with_capacity(16);
+    // Open containers: whether each is an array, its items so far, and
+    // whether its items are the body's (the top-level array, or the array
+    // of a top-level `spans` / `logs` key).
+    let mut stack: Vec<(bool, usize, bool)> = Vec::with_capacity(16);
     let mut shape = JsonShape::default();
     let mut in_string = false;
     let mut escaped = false;
     let mut in_scalar = false;
+    // The top-level object's keys: whether the next string is one, and the
+    // start of the last one (enough to recognise the list keys).
+    let mut expect_key = false;
+    let mut key: Option<Vec<u8>> = None;
+    let mut last_key: Vec<u8> = Vec::new();
     for &b in body {
         if in_string {
             if escaped {
@@ -48,26 +58,33 @@ pub fn scan(body: &[u8], max_items: usize) -> Result<JsonShape, DecodeError> {
                 escaped = true;
             } else if b == b'"' {
                 in_string = false;
+                if let Some(k) = key.take() {
+                    last_key = k;
+                }
+                continue;
+            }
+            if let Some(k) = key.as_mut() {
+                if k.len() <= 16 {
+                    k.push(b);
+                }
             }
             continue;
         }
-        let starts_value = match b {
-            b'{' | b'[' | b'"' => true,
-            b'}' | b']' | b',' | b':' | b' ' | b'\t' | b'\n' | b'\r' => false,
-            _ => !in_scalar,
-        };
-        in_scalar = !matches!(
+        let delimiter = matches!(
             b,
             b'{' | b'[' | b'"' | b'}' | b']' | b',' | b':' | b' ' | b'\t' | b'\n' | b'\r'
         );
+        let starts_value = match b {
+            b'{' | b'[' | b'"' => true,
+            _ => !delimiter && !in_scalar,
+        };
+        in_scalar = !delimiter;
         if starts_value {
             // Object keys count as values too: they take memory in the tree.
             shape.values += 1;
-            let depth = stack.len();
-            let top_is_object = stack.first().is_some_and(|(array, _)| !array);
-            if let Some((true, n)) = stack.last_mut() {
+            if let Some((true, n, counted)) = stack.last_mut() {
                 *n += 1;
-                if depth == 1 || (depth == 2 && top_is_object) {
+                if *counted {
                     shape.items = shape.items.max(*n);
                     if shape.items > max_items {
                         return Err(DecodeError::body(format!(
@@ -77,6 +94,7 @@ pub fn scan(body: &[u8], max_items: usize) -> Result<JsonShape, DecodeError> {
                 }
             }
         }
+        let top_object = stack.len() == 1 && stack.first().is_some_and(|(array, ..)| !array);
         match b {
             b'{' | b'[' => {
                 if stack.len() >= MAX_DEPTH {
@@ -84,12 +102,23 @@ pub fn scan(body: &[u8], max_items: usize) -> Result<JsonShape, DecodeError> {
                         "JSON nested deeper than {MAX_DEPTH} levels"
                     )));
                 }
-                stack.push((b == b'[', 0));
+                let counted = b == b'['
+                    && (stack.is_empty()
+                        || (top_object && LIST_KEYS.contains(&last_key.as_slice())));
+                stack.push((b == b'[', 0, counted));
+                expect_key = b == b'{' && stack.len() == 1;
             }
             b'}' | b']' => {
                 stack.pop();
             }
-            b'"' => in_string = true,
+            b',' => expect_key = top_object,
+            b':' => expect_key = false,
+            b'"' => {
+                in_string = true;
+                if expect_key && top_object {
+                    key = Some(Vec::new());
+                }
+            }
             _ => {}
         }
     }
@@ -110,6 +139,11 @@ mod tests {
         assert_eq!(s.items, 3);
         let s = scan(br#"{"spans":[{"a":[1,2,3,4,5,6]},{"b":2}]}"#, 10).expect("ok");
         assert_eq!(s.items, 2, "the nested [1..6] is not a list of items");
+        // A lone span's own arrays are not the body's items, however long.
+        let s = scan(br#"{"name":"x","tags":[1,2,3,4,5,6,7,8,9,10,11,12]}"#, 10).expect("ok");
+        assert_eq!(s.items, 0);
+        let s = scan(br#"{"x":"spans","logs":[1,2,3]}"#, 10).expect("ok");
+        assert_eq!(s.items, 3, "a key, not a value, names the list");
         assert_eq!(scan(b"[]", 10).map(|s| s.items), Ok(0));
         assert_eq!(scan(br#"{"name":"x"}"#, 10).map(|s| s.items), Ok(0));
         // An escaped quote does not end a string.

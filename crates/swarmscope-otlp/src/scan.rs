@@ -17,9 +17,10 @@ use opentelemetry_proto::tonic::trace::v1 as trace;
 
 use crate::OtlpError;
 
-/// Deepest nesting of messages accepted (requests nest 4 deep before the
-/// first attribute; attribute values may nest a few levels more).
-const MAX_DEPTH: usize = 24;
+/// Deepest nesting of messages accepted: a request nests 5 deep to an
+/// event's attributes, and each level of an attribute value nested to the
+/// limit of 8 takes 3 more (KeyValueList → KeyValue → AnyValue).
+const MAX_DEPTH: usize = 40;
 
 /// What [`scan`] found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -307,7 +308,7 @@ mod tests {
         assert!(scan(&[0x0b], Kind::Traces, 10).is_err());
         assert_eq!(scan(&[], Kind::Logs, 10).map(|s| s.items), Ok(0));
         let mut value = any_value::Value::IntValue(1);
-        for _ in 0..30 {
+        for _ in 0..45 {
             value = any_value::Value::ArrayValue(ArrayValue {
                 values: vec![AnyValue { value: Some(value) }],
             });

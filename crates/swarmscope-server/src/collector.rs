@@ -120,11 +120,11 @@ impl Collector {
         background.push(tokio::spawn(
             Arc::clone(&state.disk).watch(config.data_dir.clone()),
         ));
-        crate::forward::start(
+        background.extend(crate::forward::start(
             store.clone(),
             config.forward.clone(),
             Arc::clone(&state.metrics),
-        );
+        ));
         background.push(tokio::spawn(crate::retention::run(
             store.clone(),
             config.retention.clone(),

@@ -338,6 +338,17 @@ impl Config {
         if self.queue_capacity_spans == 0 || self.max_batch_spans == 0 {
             return invalid("queue_capacity_spans and max_batch_spans must be positive".into());
         }
+        // A gzip body without a length holds room for itself and its
+        // decompressed form: a caller's share must fit one, the total a share.
+        let one_body = self.max_body_bytes.saturating_mul(2).saturating_add(5);
+        if self.caller_decode_memory_bytes < one_body
+            || self.decode_memory_bytes < self.caller_decode_memory_bytes
+        {
+            return invalid(format!(
+                "caller_decode_memory_bytes ({}) must be at least twice max_body_bytes plus 5 ({one_body}) and at most decode_memory_bytes ({})",
+                self.caller_decode_memory_bytes, self.decode_memory_bytes
+            ));
+        }
         if let Err(e) = self.alerts.validate() {
             return invalid(e.to_string());
         }

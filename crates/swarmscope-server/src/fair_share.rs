@@ -24,7 +24,7 @@ use crate::error::ApiError;
 const MAX_TRACKED: usize = 10_000;
 
 /// Reads (searches, trace lookups) one caller may run at once: half the
-/// store's read connections, so another caller always finds one.
+/// store's read connections, so one caller alone never holds them all.
 pub const READS_PER_CALLER: usize = 4;
 
 /// Live feeds (`GET /api/events`) one caller may hold open: a quarter of
@@ -64,6 +64,18 @@ impl Reservation {
     /// Adds another reservation's room to this one.
     pub fn merge(&mut self, other: Reservation) {
         self.permits.extend(other.permits);
+    }
+
+    /// Gives back all but `bytes` of a memory reservation (the caller's
+    /// share and the total alike), once what it guarded has shrunk.
+    pub fn shrink_to(&mut self, bytes: usize) {
+        let keep = kib(bytes) as usize;
+        for permit in &mut self.permits {
+            let n = permit.num_permits();
+            if n > keep {
+                drop(permit.split(n - keep));
+            }
+        }
     }
 }
 

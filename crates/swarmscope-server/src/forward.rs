@@ -57,8 +57,12 @@ pub fn validate(targets: &[ForwardTarget]) -> Result<(), String> {
 
 type Cursors = Arc<Mutex<HashMap<String, i64>>>;
 
-/// Starts one worker per target on the current runtime.
-pub fn start(store: Store, targets: Vec<ForwardTarget>, metrics: Arc<CollectorMetrics>) {
+/// Starts one worker per target on the current runtime; returns their tasks.
+pub fn start(
+    store: Store,
+    targets: Vec<ForwardTarget>,
+    metrics: Arc<CollectorMetrics>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let mut initial = HashMap::new();
     for t in &targets {
         initial.insert(
@@ -67,14 +71,17 @@ pub fn start(store: Store, targets: Vec<ForwardTarget>, metrics: Arc<CollectorMe
         );
     }
     let cursors: Cursors = Arc::new(Mutex::new(initial));
-    for target in targets {
-        tokio::spawn(run(
-            store.clone(),
-            target,
-            Arc::clone(&cursors),
-            Arc::clone(&metrics),
-        ));
-    }
+    targets
+        .into_iter()
+        .map(|target| {
+            tokio::spawn(run(
+                store.clone(),
+                target,
+                Arc::clone(&cursors),
+                Arc::clone(&metrics),
+            ))
+        })
+        .collect()
 }
 
 async fn post(

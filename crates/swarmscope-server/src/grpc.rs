@@ -222,8 +222,9 @@ async fn unframe(
                 peer.map(|p| crate::lockout::client_ip(&state.trusted_proxies, p.ip(), headers));
             if let (Some(ip), StatusCode::UNAUTHORIZED) = (ip, e.status) {
                 let now = Instant::now();
+                let locked = state.lockout.locked(ip, now);
                 state.lockout.failed(ip, now);
-                if let Some(secs) = state.lockout.locked(ip, now) {
+                if let Some(secs) = locked {
                     return Err(status(
                         Code::ResourceExhausted,
                         &format!("too many failed authentications; try again in {secs} s"),

@@ -85,10 +85,11 @@ pub(crate) fn measure_json(content: &[u8], max_items: usize) -> Result<usize, Ap
 
 /// Stage three: decompresses (refusing more than the limit out), counts the
 /// items with `measure`, reserves the memory parsing will take from the
-/// caller's share, then parses with `parse`. Large bodies are handled on a
-/// blocking thread, never on the async workers. The reservations (`held`,
-/// from [`read`], and the parse's) end when this returns: what the parsed
-/// items take from then on is bounded by the caller's queue share.
+/// caller's share (giving back `held`, the read's, first: the raw body is
+/// gone by then), then parses with `parse`. Large bodies are handled on a
+/// blocking thread, never on the async workers. Returns the parsed value and
+/// its reservation, which the caller shrinks once what it holds shrinks and
+/// keeps until the items are written.
 pub(crate) async fn decode<T: Send + 'static>(
     state: &AppState,
     caller: &Caller,
@@ -96,7 +97,7 @@ pub(crate) async fn decode<T: Send + 'static>(
     held: Reservation,
     measure: Measure,
     parse: impl FnOnce(&[u8]) -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
+) -> Result<(T, Parsed), ApiError> {
     let limit = state.max_body_bytes;
     let max_items = state.limits.max_spans_per_request;
     let heavy = raw.is_heavy();
@@ -106,12 +107,34 @@ pub(crate) async fn decode<T: Send + 'static>(
         Ok((content, need))
     };
     let (content, need) = blocking_if(heavy, unpack).await?;
-    let mut held = held;
-    held.merge(state.shares.memory(&caller.share, need).await?);
-    let heavy = heavy || content.len() > 64 * 1024;
-    let items = blocking_if(heavy, move || parse(&content)).await?;
     drop(held);
-    Ok(items)
+    let reservation = state.shares.memory(&caller.share, need).await?;
+    let body_bytes = content.len();
+    let heavy = heavy || body_bytes > 64 * 1024;
+    let items = blocking_if(heavy, move || parse(&content)).await?;
+    Ok((
+        items,
+        Parsed {
+            reservation,
+            body_bytes,
+        },
+    ))
+}
+
+/// The memory a parsed request holds, reserved from its caller's share
+/// until its items are written.
+pub(crate) struct Parsed {
+    reservation: Reservation,
+    body_bytes: usize,
+}
+
+impl Parsed {
+    /// Once only the converted items remain (the parse tree is gone): they
+    /// take about twice their wire size.
+    pub(crate) fn items_only(&mut self) {
+        self.reservation
+            .shrink_to(self.body_bytes.saturating_mul(2));
+    }
 }
 
 async fn blocking_if<T: Send + 'static>(
@@ -255,10 +278,11 @@ async fn ingest_spans(
     let (raw, held) = read(state, &caller, &headers, body).await?;
     let limits = state.limits.clone();
     let tenant = caller.key_tenant.clone();
-    let spans = decode(state, &caller, raw, held, measure_json, move |content| {
+    let (spans, mut parsed) = decode(state, &caller, raw, held, measure_json, move |content| {
         Ok(decode_spans(content, &limits, tenant.as_deref())?)
     })
     .await?;
+    parsed.items_only();
     let future = first_future_span(state, &spans);
     check_items(
         &caller,
@@ -292,10 +316,11 @@ async fn ingest_logs(
     let (raw, held) = read(state, &caller, &headers, body).await?;
     let limits = state.limits.clone();
     let tenant = caller.key_tenant.clone();
-    let logs = decode(state, &caller, raw, held, measure_json, move |content| {
+    let (logs, mut parsed) = decode(state, &caller, raw, held, measure_json, move |content| {
         Ok(decode_logs(content, &limits, tenant.as_deref())?)
     })
     .await?;
+    parsed.items_only();
     let future = first_future_line(state, &logs);
     check_items(
         &caller,

@@ -1,7 +1,9 @@
-//! Slowing down key guessing: after `auth_failures_per_minute` (default 20)
-//! failed authentications from one address within a minute, that address's
-//! *failing* attempts get 429 (with `Retry-After`) instead of 401 until the
-//! minute is over. A request with a valid key is never refused because of
+//! Telling key guessers to back off: after `auth_failures_per_minute`
+//! (default 20) failed authentications from one address within a minute,
+//! that address's *failing* attempts get 429 (with `Retry-After`) instead of
+//! 401 until the minute is over — a signal, and a count in the logs and
+//! metrics, not a wall: keys are 256 random bits, so guessing is hopeless
+//! anyway, and each attempt costs a hash and no body read. A request with a valid key is never refused because of
 //! someone else's failures on the same address (a shared NAT, a proxy, a
 //! tenant's own VM), and keys are checked before any body is read, so a
 //! failing attempt costs little. Bounded: at most 10,000 addresses are

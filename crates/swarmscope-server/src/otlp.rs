@@ -88,6 +88,19 @@ fn leave_out_future<T>(state: &AppState, converted: &mut Converted<T>, time_of: 
     }
 }
 
+/// Refuses a request of more items than one request may carry (protobuf is
+/// refused while it is counted; OTLP/JSON, whose items nest deeper than the
+/// JSON count looks, here, after parsing within its memory reservation).
+fn check_count(state: &AppState, items: usize) -> Result<(), ApiError> {
+    let max = state.limits.max_spans_per_request;
+    if items > max {
+        return Err(bad_body(swarmscope_otlp::OtlpError(format!(
+            "too many items in one request: {items} (limit {max})"
+        ))));
+    }
+    Ok(())
+}
+
 fn log_rejected<T>(c: &Converted<T>, what: &str) {
     if c.rejected > 0 {
         tracing::info!(
@@ -113,14 +126,24 @@ pub(crate) async fn export_traces(
         Encoding::Protobuf => measure_traces,
         Encoding::Json => ingest::measure_json,
     };
-    let request = ingest::decode(state, caller, raw, held, measure, move |content| {
+    let (request, mut parsed) = ingest::decode(state, caller, raw, held, measure, move |content| {
         swarmscope_otlp::decode_traces(content, encoding).map_err(bad_body)
     })
     .await?;
     check_copies(state, swarmscope_otlp::copied_bytes_traces(&request))?;
+    check_count(
+        state,
+        request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum(),
+    )?;
     let mut converted =
         swarmscope_otlp::spans_from_request(&request, caller.key_tenant.as_deref(), &state.limits);
     drop(request);
+    parsed.items_only();
     leave_out_future(state, &mut converted, |s| {
         s.start_ns.max(s.end_ns.unwrap_or(0))
     });
@@ -141,14 +164,24 @@ pub(crate) async fn export_logs(
         Encoding::Protobuf => measure_logs,
         Encoding::Json => ingest::measure_json,
     };
-    let request = ingest::decode(state, caller, raw, held, measure, move |content| {
+    let (request, mut parsed) = ingest::decode(state, caller, raw, held, measure, move |content| {
         swarmscope_otlp::decode_logs(content, encoding).map_err(bad_body)
     })
     .await?;
     check_copies(state, swarmscope_otlp::copied_bytes_logs(&request))?;
+    check_count(
+        state,
+        request
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len())
+            .sum(),
+    )?;
     let mut converted =
         swarmscope_otlp::logs_from_request(&request, caller.key_tenant.as_deref(), &state.limits);
     drop(request);
+    parsed.items_only();
     leave_out_future(state, &mut converted, |l| l.time_ns);
     log_rejected(&converted, "log records");
     ingest::store_logs(state, caller, converted.items).await?;

@@ -156,15 +156,9 @@ async fn cap_size(store: &Store, cap: u64, total: &mut Pruned, count: Count<'_>)
         else {
             return;
         };
-        let (name, reader) = (tenant.clone(), store.reader().clone());
-        let next = tokio::task::spawn_blocking(move || {
-            reader.nth_oldest_update_of(&name, BATCH_TRACES).ok()
-        })
-        .await
-        .ok()
-        .flatten();
-        // Traces written before the batch-th oldest (or all, if fewer).
-        let before = next.flatten().unwrap_or(i64::MAX);
+        // Its least recently written traces, a batch of them (prune orders
+        // by `updated_ns`; a cutoff would miss traces sharing one timestamp).
+        let before = i64::MAX;
         match store
             .writer()
             .prune(PruneScope::Tenant(tenant.clone()), before, BATCH_TRACES)

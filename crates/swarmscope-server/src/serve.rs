@@ -82,9 +82,8 @@ pub async fn serve(
     options: ServeOptions,
     mut stop: watch::Receiver<bool>,
 ) {
-    // Connection tasks still running, and a wake-up each time one ends.
-    let active = Arc::new(AtomicUsize::new(0));
-    let ended = Arc::new(tokio::sync::Notify::new());
+    // Connection tasks, reaped as they end; aborted at the shutdown deadline.
+    let mut tasks = tokio::task::JoinSet::new();
     let mut refused: u64 = 0;
     let stop_tasks = stop.clone();
     let stopped = async move {
@@ -103,6 +102,7 @@ pub async fn serve(
                 }
             },
             () = &mut stopped => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
         let Ok(permit) = Arc::clone(&options.connections).try_acquire_owned() else {
             refused += 1;
@@ -116,27 +116,33 @@ pub async fn serve(
         let start = Instant::now();
         let count = Arc::new(AtomicUsize::new(0));
         let last = Arc::new(AtomicU64::new(0));
-        let (c, l, n) = (Arc::clone(&count), Arc::clone(&last), Arc::clone(&count));
+        let (c, l) = (Arc::clone(&count), Arc::clone(&last));
         let service = router
             .clone()
             .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                c.fetch_add(1, Ordering::Relaxed);
                 req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
                 req.map(Body::new)
             })
-            .map_response(move |res| {
-                // The guard lives as long as the response body is streaming.
+            .map_future(move |future| {
+                // In flight from the call until the response body ends, or
+                // until the request is dropped (a client's RST_STREAM).
+                c.fetch_add(1, Ordering::Relaxed);
                 let guard = InFlight {
-                    count: Arc::clone(&n),
+                    count: Arc::clone(&c),
                     last: Arc::clone(&l),
                     start,
                 };
-                res.map(|body| {
-                    Body::new(Guarded {
-                        body,
-                        _guard: guard,
+                async move {
+                    let response: Result<axum::response::Response, _> = future.await;
+                    response.map(|res| {
+                        res.map(|body| {
+                            Body::new(Guarded {
+                                body,
+                                _guard: guard,
+                            })
+                        })
                     })
-                })
+                }
             });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         if options.http2 {
@@ -159,12 +165,8 @@ pub async fn serve(
         let header_timeout = options.header_timeout;
         let idle_timeout = options.idle_timeout;
         let mut stop = stop_tasks.clone();
-        let task_active = Arc::clone(&active);
-        let task_ended = Arc::clone(&ended);
-        task_active.fetch_add(1, Ordering::SeqCst);
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let _permit = permit;
-            let _done = Ended(task_active, task_ended);
             // A connection that sends nothing is closed without a task for HTTP.
             let mut first = [0u8; 1];
             match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
@@ -206,35 +208,19 @@ pub async fn serve(
     }
     drop(listener);
     // In-flight requests finish; connections close as they go idle. Past the
-    // deadline the stalled ones are left to die with the process.
-    let drained = async {
-        loop {
-            let next = ended.notified();
-            if active.load(Ordering::SeqCst) == 0 {
-                break;
-            }
-            next.await;
-        }
-    };
+    // deadline the stalled ones are dropped.
+    let drained = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(options.shutdown_timeout, drained)
         .await
         .is_err()
     {
         tracing::warn!(
             secs = options.shutdown_timeout.as_secs_f64(),
-            open = active.load(Ordering::SeqCst),
+            open = tasks.len(),
             "connections still open at the shutdown deadline are dropped"
         );
-    }
-}
-
-/// Counts a connection task's end, however it ends.
-struct Ended(Arc<AtomicUsize>, Arc<tokio::sync::Notify>);
-
-impl Drop for Ended {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-        self.1.notify_waiters();
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
     }
 }
 

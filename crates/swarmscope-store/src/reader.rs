@@ -416,20 +416,6 @@ impl Reader {
         self.with_conn(|conn| query_logs(conn, filter))
     }
 
-    /// The `updated_ns` of `tenant`'s n-th least recently written trace.
-    pub fn nth_oldest_update_of(&self, tenant: &str, n: usize) -> Result<Option<i64>, StoreError> {
-        self.with_conn(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT updated_ns FROM traces
-                     WHERE tenant = (SELECT id FROM tenants WHERE name = ?1)
-                     ORDER BY updated_ns LIMIT 1 OFFSET ?2",
-                )?
-                .query_row(rusqlite::params![tenant, n as i64], |r| r.get(0))
-                .optional()?)
-        })
-    }
-
     /// Each tenant's footprint: its spans plus its log lines.
     pub fn tenant_footprints(&self) -> Result<Vec<(String, i64)>, StoreError> {
         self.with_conn(|conn| {

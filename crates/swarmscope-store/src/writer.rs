@@ -608,7 +608,11 @@ fn commit(
                 tenants.clear();
                 outbox.delta = delta;
                 outbox.dropped = dropped;
-                if matches!(e.sqlite_error_code(), Some(ErrorCode::DiskFull)) {
+                // A full disk, or an error after which SQLite rolled the
+                // whole transaction back itself (I/O, memory, corruption):
+                // the batch fails whole, nothing of it is committed.
+                if matches!(e.sqlite_error_code(), Some(ErrorCode::DiskFull)) || tx.is_autocommit()
+                {
                     return Err(e);
                 }
                 tracing::error!(error = %e, "one ingest job rolled back; the rest of its batch goes on");
