@@ -49,14 +49,7 @@ fuzz_target!(|data: &[u8]| {
         let Ok(request) = decode_traces(body, encoding) else {
             return;
         };
-        agrees(
-            request
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .map(|s| s.spans.len())
-                .sum(),
-        );
+        agrees(swarmscope_otlp::span_count(&request));
         let converted = spans_from_request(&request, Some("fuzz"), &limits);
         if converted.items.is_empty() {
             return;
@@ -81,14 +74,7 @@ fuzz_target!(|data: &[u8]| {
         let Ok(request) = decode_logs(body, encoding) else {
             return;
         };
-        agrees(
-            request
-                .resource_logs
-                .iter()
-                .flat_map(|r| &r.scope_logs)
-                .map(|s| s.log_records.len())
-                .sum(),
-        );
+        agrees(swarmscope_otlp::log_count(&request));
         let converted = logs_from_request(&request, Some("fuzz"), &limits);
         if converted.items.is_empty() {
             return;

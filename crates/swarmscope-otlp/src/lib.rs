@@ -131,6 +131,26 @@ pub fn decode_logs(body: &[u8], encoding: Encoding) -> Result<ExportLogsServiceR
     }
 }
 
+/// Spans in a trace request.
+pub fn span_count(request: &ExportTraceServiceRequest) -> usize {
+    request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum()
+}
+
+/// Log records in a logs request.
+pub fn log_count(request: &ExportLogsServiceRequest) -> usize {
+    request
+        .resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len())
+        .sum()
+}
+
 /// Bytes of resource and scope attributes a trace request copies onto each
 /// of its spans when stored: what it costs beyond its wire size.
 pub fn copied_bytes_traces(request: &ExportTraceServiceRequest) -> usize {

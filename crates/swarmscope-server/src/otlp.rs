@@ -131,15 +131,7 @@ pub(crate) async fn export_traces(
     })
     .await?;
     check_copies(state, swarmscope_otlp::copied_bytes_traces(&request))?;
-    check_count(
-        state,
-        request
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum(),
-    )?;
+    check_count(state, swarmscope_otlp::span_count(&request))?;
     let mut converted =
         swarmscope_otlp::spans_from_request(&request, caller.key_tenant.as_deref(), &state.limits);
     drop(request);
@@ -169,15 +161,7 @@ pub(crate) async fn export_logs(
     })
     .await?;
     check_copies(state, swarmscope_otlp::copied_bytes_logs(&request))?;
-    check_count(
-        state,
-        request
-            .resource_logs
-            .iter()
-            .flat_map(|r| &r.scope_logs)
-            .map(|s| s.log_records.len())
-            .sum(),
-    )?;
+    check_count(state, swarmscope_otlp::log_count(&request))?;
     let mut converted =
         swarmscope_otlp::logs_from_request(&request, caller.key_tenant.as_deref(), &state.limits);
     drop(request);
