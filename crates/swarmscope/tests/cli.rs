@@ -12,13 +12,13 @@ use support::{run, span, Server, BIN};
 async fn serve_is_ready_quickly_and_healthy() {
     let server = Server::start();
     println!("ready after {:?}", server.ready_after);
-    assert_eq!(
-        server.get("/healthz", None).await,
-        (
-            200,
-            json!({"status": "ok", "writer": "running", "queued_spans": 0, "disk": "ok"})
-        )
-    );
+    let (status, health) = server.get("/healthz", None).await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["writer"], "running");
+    assert_eq!(health["disk"], "ok");
+    // The startup sweeps may have a job queued at this instant.
+    assert!(health["queued_spans"].is_u64(), "{health}");
     // The data is the tenants': only the collector's user may read it.
     use std::os::unix::fs::PermissionsExt;
     let mode =
